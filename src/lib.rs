@@ -1,0 +1,9 @@
+//! berth: a GitOps reconciler for plain Docker hosts.
+pub mod api;
+pub mod cli;
+pub mod docker;
+pub mod manifest;
+pub mod raft;
+pub mod reconcile;
+pub mod scheduler;
+pub mod sync;

@@ -1,0 +1,341 @@
+//! A YAML tree that remembers where every node was written.
+//!
+//! Why not `serde_yaml` straight into typed structs: serde stops at the first error and its
+//! values forget their positions, while `berth validate` must report every problem of a tree at
+//! once, each with `file:line:column`. So documents are first read into this small positioned
+//! tree (from `yaml-rust2`'s event parser), and `decode` walks it. JSON files go through the same
+//! parser: JSON is YAML's flow syntax.
+
+use std::collections::HashMap;
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    pub line: u32,
+    pub col: u32,
+}
+
+impl From<Marker> for Pos {
+    fn from(m: Marker) -> Pos {
+        Pos {
+            line: m.line() as u32,
+            col: m.col() as u32 + 1,
+        }
+    }
+}
+
+/// How a plain scalar resolves under YAML 1.2's core schema. Quoted scalars are always `Str`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Null,
+    Bool,
+    Int,
+    Float,
+    Str,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// The scalar's text as written (without quotes), and what it resolves to.
+    Scalar(String, Kind),
+    Seq(Vec<Node>),
+    /// Keys in the order written; duplicate keys are reported by `parse`.
+    Map(Vec<(Node, Node)>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub pos: Pos,
+    pub value: Value,
+}
+
+impl Node {
+    pub fn is_null(&self) -> bool {
+        matches!(self.value, Value::Scalar(_, Kind::Null))
+    }
+
+    /// What the node is, for "expected a string, found a mapping".
+    pub fn describe(&self) -> &'static str {
+        match &self.value {
+            Value::Scalar(_, Kind::Null) => "null",
+            Value::Scalar(_, Kind::Bool) => "a boolean",
+            Value::Scalar(_, Kind::Int) => "an integer",
+            Value::Scalar(_, Kind::Float) => "a number",
+            Value::Scalar(_, Kind::Str) => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+}
+
+/// A parse problem: where, and what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyntaxError {
+    pub pos: Pos,
+    pub message: String,
+}
+
+/// Parses every document of `text`. Empty and comment-only documents are `None` (so the caller
+/// can skip them while still counting document positions). Duplicate mapping keys are errors.
+pub fn parse(text: &str) -> Result<Vec<Option<Node>>, Vec<SyntaxError>> {
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(text);
+    if let Err(e) = parser.load(&mut builder, true) {
+        let mark = *e.marker();
+        return Err(vec![SyntaxError {
+            pos: mark.into(),
+            message: format!("YAML syntax: {}", e.info()),
+        }]);
+    }
+    if builder.errors.is_empty() {
+        Ok(builder.docs)
+    } else {
+        Err(builder.errors)
+    }
+}
+
+fn resolve_plain(s: &str) -> Kind {
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return Kind::Null,
+        "true" | "True" | "TRUE" | "false" | "False" | "FALSE" => return Kind::Bool,
+        ".inf" | "-.inf" | "+.inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN" => {
+            return Kind::Float
+        }
+        _ => {}
+    }
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let hex_or_oct = s
+        .strip_prefix("0x")
+        .map(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .or_else(|| {
+            s.strip_prefix("0o")
+                .map(|o| !o.is_empty() && o.bytes().all(|b| (b'0'..=b'7').contains(&b)))
+        })
+        .unwrap_or(false);
+    if hex_or_oct || (!body.is_empty() && body.bytes().all(|b| b.is_ascii_digit())) {
+        return Kind::Int;
+    }
+    // [-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((i, f)) => {
+            (!i.is_empty() || !f.is_empty())
+                && i.bytes().all(|b| b.is_ascii_digit())
+                && f.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    } || (!mantissa.is_empty() && mantissa.bytes().all(|b| b.is_ascii_digit()));
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit())
+    });
+    if mantissa_ok && exponent_ok {
+        Kind::Float
+    } else {
+        Kind::Str
+    }
+}
+
+/// Collects parser events into `Node`s.
+#[derive(Default)]
+struct Builder {
+    docs: Vec<Option<Node>>,
+    /// Open sequences and mappings, innermost last, with their anchor ids.
+    stack: Vec<(Node, usize)>,
+    anchors: HashMap<usize, Node>,
+    errors: Vec<SyntaxError>,
+    in_doc: bool,
+    doc_root: Option<Node>,
+}
+
+impl Builder {
+    fn push_value(&mut self, node: Node, anchor: usize) {
+        if anchor != 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            None => self.doc_root = Some(node),
+            Some((parent, _)) => match &mut parent.value {
+                Value::Seq(items) => items.push(node),
+                Value::Map(entries) => {
+                    // A mapping's events alternate key, value: a pending key is stored with a
+                    // placeholder value at its own position until its value arrives.
+                    match entries.last_mut() {
+                        Some((_, v)) if v.pos == Pos::default() => *v = node,
+                        _ => entries.push((
+                            node,
+                            Node {
+                                pos: Pos::default(),
+                                value: Value::Scalar(String::new(), Kind::Null),
+                            },
+                        )),
+                    }
+                }
+                Value::Scalar(..) => unreachable!("scalars are never pushed on the stack"),
+            },
+        }
+    }
+
+    fn check_duplicate_keys(&mut self, node: &Node) {
+        if let Value::Map(entries) = &node.value {
+            let mut seen: HashMap<&str, Pos> = HashMap::new();
+            for (k, _) in entries {
+                if let Value::Scalar(s, _) = &k.value {
+                    if let Some(first) = seen.insert(s, k.pos) {
+                        self.errors.push(SyntaxError {
+                            pos: k.pos,
+                            message: format!("duplicate key {s:?} (first at line {})", first.line),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        let pos = Pos::from(mark);
+        match ev {
+            Event::DocumentStart => {
+                self.in_doc = true;
+                self.doc_root = None;
+            }
+            Event::DocumentEnd => {
+                if self.in_doc {
+                    let root = self.doc_root.take();
+                    // A document holding only `null` (or nothing) counts as empty.
+                    self.docs.push(root.filter(|n| !n.is_null()));
+                }
+                self.in_doc = false;
+            }
+            Event::Scalar(text, style, anchor, _tag) => {
+                let kind = if style == TScalarStyle::Plain {
+                    resolve_plain(&text)
+                } else {
+                    Kind::Str
+                };
+                self.push_value(
+                    Node {
+                        pos,
+                        value: Value::Scalar(text, kind),
+                    },
+                    anchor,
+                );
+            }
+            Event::SequenceStart(anchor, _) => self.stack.push((
+                Node {
+                    pos,
+                    value: Value::Seq(Vec::new()),
+                },
+                anchor,
+            )),
+            Event::MappingStart(anchor, _) => self.stack.push((
+                Node {
+                    pos,
+                    value: Value::Map(Vec::new()),
+                },
+                anchor,
+            )),
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some((node, anchor)) = self.stack.pop() {
+                    self.check_duplicate_keys(&node);
+                    self.push_value(node, anchor);
+                }
+            }
+            Event::Alias(id) => match self.anchors.get(&id).cloned() {
+                Some(mut node) => {
+                    node.pos = pos;
+                    self.push_value(node, 0);
+                }
+                None => self.errors.push(SyntaxError {
+                    pos,
+                    message: "YAML syntax: alias to an unknown anchor".into(),
+                }),
+            },
+            Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scalar(node: &Node) -> (&str, Kind) {
+        match &node.value {
+            Value::Scalar(s, k) => (s.as_str(), *k),
+            other => panic!("not a scalar: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn documents_keep_positions_and_skip_empty_ones() {
+        let docs = parse("# only a comment\n---\na: 1\nb:\n  - x\n---\n---\n").unwrap();
+        let real: Vec<&Node> = docs.iter().flatten().collect();
+        assert_eq!(real.len(), 1, "{docs:?}");
+        assert!(docs.len() > 1, "empty documents are kept as None: {docs:?}");
+        let Value::Map(entries) = &real[0].value else {
+            panic!()
+        };
+        assert_eq!(scalar(&entries[0].0), ("a", Kind::Str));
+        assert_eq!(scalar(&entries[0].1), ("1", Kind::Int));
+        assert_eq!(entries[0].1.pos, Pos { line: 3, col: 4 });
+        let Value::Seq(items) = &entries[1].1.value else {
+            panic!()
+        };
+        assert_eq!(items[0].pos, Pos { line: 5, col: 5 });
+    }
+
+    #[test]
+    fn plain_scalars_resolve_by_the_core_schema() {
+        for (text, kind) in [
+            ("~", Kind::Null),
+            ("true", Kind::Bool),
+            ("12", Kind::Int),
+            ("-3", Kind::Int),
+            ("0x1F", Kind::Int),
+            ("0.5", Kind::Float),
+            ("1e3", Kind::Float),
+            (".5", Kind::Float),
+            ("128Mi", Kind::Str),
+            ("1.5.5", Kind::Str),
+            ("yes", Kind::Str),
+        ] {
+            assert_eq!(resolve_plain(text), kind, "{text}");
+        }
+    }
+
+    #[test]
+    fn quoted_scalars_are_strings_and_json_parses() {
+        let docs = parse("{\"a\": \"true\", \"b\": [1, 2.5]}").unwrap();
+        let Value::Map(entries) = &docs[0].as_ref().unwrap().value else {
+            panic!()
+        };
+        assert_eq!(scalar(&entries[0].1), ("true", Kind::Str));
+    }
+
+    #[test]
+    fn syntax_errors_and_duplicate_keys_are_located() {
+        let errs = parse("a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(errs[0].message.starts_with("YAML syntax"), "{errs:?}");
+        let errs = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!(errs[0].pos.line, 3);
+        assert!(errs[0].message.contains("duplicate key \"a\""));
+    }
+
+    #[test]
+    fn aliases_copy_their_anchor() {
+        let docs = parse("x: &l {app: web}\ny: *l\n").unwrap();
+        let Value::Map(entries) = &docs[0].as_ref().unwrap().value else {
+            panic!()
+        };
+        assert!(matches!(&entries[1].1.value, Value::Map(m) if m.len() == 1));
+    }
+}
