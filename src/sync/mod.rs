@@ -1,0 +1,35 @@
+//! The Git side of berth: mirror the configured branch and read manifests out of its commits.
+//!
+//! ```text
+//! remote (path, file://, http(s)://)
+//!     │ fetch: one branch, force-updated, no tags
+//!     ▼
+//! bare mirror in the data dir ── refs/remotes/origin/<branch>
+//!     │ read_tree(commit, subdir)        → manifest files (.yaml/.yml/.json), sorted by path
+//!     │ tree_id(commit, subdir)          → "did the manifests change at all?"
+//!     │ history_between(old, new, limit) → commits rolled out, and whether history was rewritten
+//!     ▼
+//! manifest parsing ─► desired state
+//! ```
+//!
+//! [`GitSource`] does the work with blocking gix calls; [`Syncer`] runs the same calls on tokio's
+//! blocking pool for async callers. Nothing here decides *when* to fetch: webhooks, timers and
+//! manual pokes all end in the same `fetch()`, and the caller compares heads.
+//!
+//! Errors say whether retrying can help ([`SyncError::is_transient`]), so the controller can keep
+//! serving the last good commit through a network outage but surface a wrong URL at once.
+
+mod commit_id;
+mod error;
+mod fetch;
+mod history;
+mod source;
+mod syncer;
+mod tree;
+
+pub use commit_id::CommitId;
+pub use error::SyncError;
+pub use history::{CommitInfo, History};
+pub use source::GitSource;
+pub use syncer::Syncer;
+pub use tree::ManifestFile;
