@@ -1,0 +1,247 @@
+//! The Raft state machine: [`ClusterState`] in memory, rebuilt at start-up from the last snapshot
+//! plus the committed log entries after it.
+//!
+//! Only committed entries reach [`RaftStateMachine::apply`], so everything berth reads through
+//! [`StateHandle`] is committed state. The state itself is never written to disk entry by entry:
+//! snapshots (every `SnapshotPolicy` entries, see `node.rs`) are the durable copy, and the log
+//! after the snapshot is re-applied when the node opens.
+
+use std::io::Cursor;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    AnyError, BasicNode, EntryPayload, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
+    StorageIOError, StoredMembership,
+};
+use redb::{Database, ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+
+use super::db::{Db, StoreError, SNAPSHOT, SNAPSHOT_DATA, SNAPSHOT_META};
+use super::state::{ClusterState, Response};
+use super::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
+
+type Membership = StoredMembership<NodeId, BasicNode>;
+type Meta = SnapshotMeta<NodeId, BasicNode>;
+
+/// Read access to the committed [`ClusterState`], shared with the state machine.
+///
+/// A std `RwLock`: readers hold it only inside [`StateHandle::read`], never across an `.await`,
+/// and the only writer is `apply`, which holds it for one batch of entries.
+#[derive(Clone, Default)]
+pub struct StateHandle(Arc<RwLock<ClusterState>>);
+
+impl StateHandle {
+    /// Runs `f` on the current state. Keep `f` short: `apply` waits while it runs.
+    pub fn read<T>(&self, f: impl FnOnce(&ClusterState) -> T) -> T {
+        // Only a panic inside `ClusterState::apply` can poison the lock. Readers then see the
+        // state as that panic left it rather than panicking in turn; Raft itself has stopped
+        // applying by then, so nothing builds on it.
+        f(&self.0.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// A copy of the current state.
+    pub fn cloned(&self) -> ClusterState {
+        self.read(ClusterState::clone)
+    }
+
+    fn replace(&self, state: ClusterState) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = state;
+    }
+}
+
+/// What a snapshot holds (serialised as JSON).
+#[derive(Serialize, Deserialize)]
+struct SnapshotBody {
+    last_applied: Option<LogId>,
+    last_membership: Membership,
+    state: ClusterState,
+}
+
+/// The state machine half of the storage.
+pub struct StateMachine {
+    db: Db,
+    state: StateHandle,
+    last_applied: Option<LogId>,
+    last_membership: Membership,
+}
+
+impl StateMachine {
+    /// Loads the last snapshot, if any.
+    pub(crate) async fn open(db: Db) -> Result<StateMachine, StoreError> {
+        let stored = db.run(read_snapshot).await?;
+        let mut sm = StateMachine {
+            db,
+            state: StateHandle::default(),
+            last_applied: None,
+            last_membership: Membership::default(),
+        };
+        if let Some((meta, data)) = stored {
+            let body: SnapshotBody = serde_json::from_slice(&data)?;
+            sm.state.replace(body.state);
+            sm.last_applied = meta.last_log_id;
+            sm.last_membership = meta.last_membership;
+        }
+        Ok(sm)
+    }
+
+    /// The handle the rest of berth reads the committed state through.
+    pub fn state_handle(&self) -> StateHandle {
+        self.state.clone()
+    }
+}
+
+fn read_snapshot(db: &Database) -> Result<Option<(Meta, Vec<u8>)>, StoreError> {
+    let table = db.begin_read()?.open_table(SNAPSHOT)?;
+    let (Some(meta), Some(data)) = (table.get(SNAPSHOT_META)?, table.get(SNAPSHOT_DATA)?) else {
+        return Ok(None);
+    };
+    Ok(Some((
+        serde_json::from_slice(meta.value())?,
+        data.value().to_vec(),
+    )))
+}
+
+/// Stores a snapshot durably, unless a newer one is already stored (a snapshot built from an
+/// older state may finish after one received from the leader was installed).
+fn write_snapshot(db: &Database, meta: &Meta, data: &[u8]) -> Result<(), StoreError> {
+    let meta_bytes = serde_json::to_vec(meta)?;
+    let tx = db.begin_write()?;
+    {
+        let mut table = tx.open_table(SNAPSHOT)?;
+        let stored: Option<Meta> = match table.get(SNAPSHOT_META)? {
+            Some(v) => Some(serde_json::from_slice(v.value())?),
+            None => None,
+        };
+        if stored.is_some_and(|s| s.last_log_id > meta.last_log_id) {
+            return Ok(());
+        }
+        table.insert(SNAPSHOT_META, meta_bytes.as_slice())?;
+        table.insert(SNAPSHOT_DATA, data)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn snapshot_id(last: Option<LogId>) -> String {
+    // Snapshots with the same last log id hold the same state (`apply` is deterministic and the
+    // JSON of `ClusterState` is stable), so the log id alone identifies one.
+    match last {
+        Some(id) => format!(
+            "{}-{}-{}",
+            id.leader_id.term, id.leader_id.node_id, id.index
+        ),
+        None => "empty".to_string(),
+    }
+}
+
+fn snapshot_err(e: StoreError) -> StorageError {
+    StorageIOError::write_snapshot(None, AnyError::new(&e)).into()
+}
+
+/// A copy of the state taken between two applies, serialised and stored off the apply path.
+pub struct SnapshotBuilder {
+    db: Db,
+    body: SnapshotBody,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let data = serde_json::to_vec(&self.body).map_err(|e| snapshot_err(e.into()))?;
+        let meta = Meta {
+            last_log_id: self.body.last_applied,
+            last_membership: self.body.last_membership.clone(),
+            snapshot_id: snapshot_id(self.body.last_applied),
+        };
+        // Durable before openraft learns of it: openraft purges the log up to it next.
+        let (m, d) = (meta.clone(), data.clone());
+        self.db
+            .run(move |db| write_snapshot(db, &m, &d))
+            .await
+            .map_err(snapshot_err)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, Membership), StorageError> {
+        Ok((self.last_applied, self.last_membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        // One write lock per batch: readers see whole batches, never half of one.
+        let mut state = self.state.0.write().unwrap_or_else(PoisonError::into_inner);
+        let mut responses = Vec::new();
+        for entry in entries {
+            self.last_applied = Some(entry.log_id);
+            let response = match entry.payload {
+                EntryPayload::Blank => Response::default(),
+                EntryPayload::Normal(cmd) => state.apply(cmd),
+                EntryPayload::Membership(m) => {
+                    self.last_membership = StoredMembership::new(Some(entry.log_id), m);
+                    Response::default()
+                }
+            };
+            responses.push(response);
+        }
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        SnapshotBuilder {
+            db: self.db.clone(),
+            body: SnapshotBody {
+                last_applied: self.last_applied,
+                last_membership: self.last_membership.clone(),
+                state: self.state.cloned(),
+            },
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &Meta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let body: SnapshotBody = serde_json::from_slice(&data).map_err(|e| {
+            StorageIOError::read_snapshot(Some(meta.signature()), AnyError::new(&e))
+        })?;
+        let m = meta.clone();
+        self.db
+            .run(move |db| write_snapshot(db, &m, &data))
+            .await
+            .map_err(|e| {
+                StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e))
+            })?;
+        self.state.replace(body.state);
+        self.last_applied = meta.last_log_id;
+        self.last_membership = meta.last_membership.clone();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let stored = self
+            .db
+            .run(read_snapshot)
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(None, AnyError::new(&e)))?;
+        Ok(stored.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}
