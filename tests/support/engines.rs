@@ -1,0 +1,632 @@
+//! Real Docker engines for integration tests.
+//!
+//! berth drives several Docker hosts, so its tests need hosts they own: engines they can
+//! fill with containers, stop and bring back, without touching the machine's own engine
+//! or the tests running next to them. Each [`Engine`] is a private `dockerd`:
+//!
+//! ```text
+//! /tmp/berth-XXXXXX/                 TempDir, removed on drop; short, as socket paths are
+//!                                    limited to ~108 bytes
+//!   docker.sock                      endpoint unix:///tmp/berth-XXXXXX/docker.sock
+//!   daemon.json dockerd.log dockerd.pid
+//!   data/ exec/                      --data-root, --exec-root: kept across stop()/start()
+//! /run/netns/berth-test-<pid>-<n>    network namespace: the engine's docker0, iptables
+//!                                    rules and published ports exist only in there
+//! cgroup /berth-test-<pid>-<n>/<id>  --cgroup-parent, so leftovers are easy to find
+//! ```
+//!
+//! The network namespace is what lets every engine keep Docker's default bridge
+//! (172.17.0.0/16) with no clash with the host, its engine or other tests. It is entered
+//! with `nsenter --net`, not `ip netns exec`, which remounts /sys and leaves dockerd
+//! without cgroups. `unshare --uts` gives each engine its own host name (the engine's
+//! `name`), so `docker info` tells engines apart like real hosts.
+//!
+//! Published ports therefore answer only inside the namespace ([`Engine::netns_path`]),
+//! not on the test process's loopback.
+
+use std::collections::HashSet;
+use std::fs::{self, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use bollard::{Docker, API_DEFAULT_VERSION};
+use tempfile::TempDir;
+
+/// The image every engine holds, built from the host's static busybox by
+/// `scripts/docker-engine` (no registry is needed, or reachable, in CI).
+pub const TEST_IMAGE: &str = "berth-test/busybox:1";
+
+const SYSTEM_ENDPOINT: &str = "unix:///var/run/docker.sock";
+const NO_SYSTEM_ENGINE: &str = "no Docker engine answers on /var/run/docker.sock: run \
+    `scripts/docker-engine` (installs docker.io and busybox-static, starts dockerd \
+    --storage-driver=vfs, builds the test image)";
+const NO_DOCKERD: &str = "`dockerd` is not installed: run `scripts/docker-engine` \
+    (installs docker.io and busybox-static, starts dockerd --storage-driver=vfs, builds \
+    the test image)";
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/docker-engine");
+const NETNS_PREFIX: &str = "berth-test-";
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// Bounds each readiness probe, so a half-started engine cannot stall the wait.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+const POLL: Duration = Duration::from_millis(100);
+const REAP_POLL: Duration = Duration::from_millis(20);
+/// Seconds dockerd gives containers on shutdown. Test containers (`sleep`, `httpd` as
+/// pid 1) ignore SIGTERM, and the default 10 s would hold every stop and drop.
+const SHUTDOWN_TIMEOUT_S: u32 = 2;
+
+/// Makes namespace and cgroup names unique among the engines of this test process;
+/// the process id in the name separates test processes.
+static NEXT_ENGINE: AtomicUsize = AtomicUsize::new(0);
+
+/// Starts `n` private engines at once, named `engine-0`, `engine-1`, ..., each holding
+/// [`TEST_IMAGE`]. If one fails, the ones already started are stopped (dropped).
+pub async fn start_engines(n: usize) -> Result<Vec<Engine>> {
+    futures_util::future::try_join_all((0..n).map(|i| start_engine(format!("engine-{i}")))).await
+}
+
+/// Starts one private engine; `name` becomes its host name (a valid RFC 1123 label).
+pub async fn start_engine(name: impl Into<String>) -> Result<Engine> {
+    Engine::launch(name.into()).await
+}
+
+/// Connects to the machine's engine on /var/run/docker.sock, negotiating the API version.
+///
+/// With `CI=true` a missing engine is a broken CI job, so this panics; elsewhere it
+/// returns an error saying how to start one.
+pub async fn system_engine() -> Result<Docker> {
+    match connect(SYSTEM_ENDPOINT).await {
+        Ok(docker) => Ok(docker),
+        Err(cause) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+            panic!("CI=true, yet {NO_SYSTEM_ENGINE}; CI must run it before the tests ({cause:#})")
+        }
+        Err(cause) => Err(cause.context(NO_SYSTEM_ENGINE)),
+    }
+}
+
+/// A private `dockerd` owned by one test. Dropping it kills its containers, stops
+/// dockerd (SIGTERM, SIGKILL after 20 s), kills whatever is left, and removes the
+/// engine's namespace, cgroups and files, also when the test panics.
+///
+/// To simulate a host whose engine goes away and comes back: [`Engine::stop`] (graceful)
+/// or [`Engine::kill`] (crash), then [`Engine::start`] on the same data root.
+pub struct Engine {
+    /// Also the engine's host name, as `docker info` reports it.
+    pub name: String,
+    pub socket: PathBuf,
+    /// `unix:///tmp/berth-XXXXXX/docker.sock`, for berth's host configuration.
+    pub endpoint: String,
+    /// Network namespace and cgroup parent name: `berth-test-<pid>-<n>`.
+    id: String,
+    root: TempDir,
+    /// `None` while stopped.
+    process: Option<Child>,
+    /// Set by the first successful start; kept while stopped so calls fail like they
+    /// would against a host whose engine went away.
+    docker: Option<Docker>,
+}
+
+impl Engine {
+    async fn launch(name: String) -> Result<Engine> {
+        preflight()?;
+        sweep_stale_namespaces();
+        let id = format!(
+            "{NETNS_PREFIX}{}-{}",
+            std::process::id(),
+            NEXT_ENGINE.fetch_add(1, Ordering::Relaxed)
+        );
+        // Under /tmp, never $TMPDIR: the socket paths below must stay short.
+        let root = tempfile::Builder::new()
+            .prefix("berth-")
+            .tempdir_in("/tmp")
+            .context("creating the engine's directory under /tmp")?;
+        let socket = root.path().join("docker.sock");
+        let mut engine = Engine {
+            endpoint: format!("unix://{}", socket.display()),
+            name,
+            socket,
+            id,
+            root,
+            process: None,
+            docker: None,
+        };
+        create_netns(&engine.id)?;
+        write_daemon_config(engine.root.path())?;
+        engine.start().await?;
+        engine.load_test_image().await?;
+        Ok(engine)
+    }
+
+    /// A client for this engine. After [`Engine::stop`] it still exists and its calls
+    /// fail; [`Engine::start`] replaces it with a fresh one.
+    pub fn docker(&self) -> &Docker {
+        self.docker
+            .as_ref()
+            .expect("an Engine is only handed out after it started once")
+    }
+
+    /// The process id of the running `dockerd`, `None` while stopped.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Child::id)
+    }
+
+    /// `/run/netns/<id>`: `nsenter --net=<this>` reaches the engine's published ports.
+    pub fn netns_path(&self) -> PathBuf {
+        Path::new("/run/netns").join(&self.id)
+    }
+
+    /// The last `lines` lines of dockerd's log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = fs::read_to_string(self.root.path().join("dockerd.log")).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Starts dockerd on this engine's data root and waits until it answers. After a
+    /// [`Engine::stop`], containers and images are still there; containers with a
+    /// restart policy of `always` or `unless-stopped` run again.
+    pub async fn start(&mut self) -> Result<()> {
+        if self.process.is_some() {
+            bail!("engine {} is already running", self.name);
+        }
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.path().join("dockerd.log"))
+            .context("opening dockerd.log")?;
+        // nsenter, unshare and sh all exec: the child's pid is dockerd's.
+        let child = Command::new("nsenter")
+            .arg(format!("--net={}", self.netns_path().display()))
+            .args([
+                "unshare",
+                "--uts",
+                "sh",
+                "-c",
+                r#"hostname "$0" && exec dockerd "$@""#,
+                &self.name,
+            ])
+            .args(self.dockerd_args())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().context("duplicating the log handle")?)
+            .stderr(log)
+            .spawn()
+            .context("spawning dockerd through nsenter")?;
+        self.process = Some(child);
+        self.docker = Some(self.wait_ready().await?);
+        Ok(())
+    }
+
+    /// Stops dockerd the way an operator restarting a host's engine would: SIGTERM, and
+    /// dockerd stops every container within its stop timeout (10 s unless the container
+    /// sets `stop_timeout`); SIGKILL if dockerd is still there after 20 s. Does nothing
+    /// when already stopped. For a quick, brutal stop, see [`Engine::kill`].
+    pub async fn stop(&mut self) -> Result<()> {
+        let Some(mut child) = self.process.take() else {
+            return Ok(());
+        };
+        signal(child.id(), "TERM");
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        // Polling with an async sleep keeps the test's other tasks (say, a reconciler
+        // watching this engine) running while the engine shuts down.
+        while child.try_wait().context("waiting for dockerd")?.is_none() {
+            if Instant::now() >= deadline {
+                eprintln!(
+                    "engine {}: dockerd ignored SIGTERM for {STOP_TIMEOUT:?}, killing it",
+                    self.name
+                );
+                child.kill().ok();
+                child.wait().context("waiting for the killed dockerd")?;
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        let leftovers = Leftovers::kill(self.root.path());
+        while !leftovers.gone() {
+            tokio::time::sleep(REAP_POLL).await;
+        }
+        leftovers.clear();
+        Ok(())
+    }
+
+    /// Kills dockerd and everything it runs at once, as a crash or a power cut would;
+    /// [`Engine::start`] then finds the containers exited and restarts those whose
+    /// policy says so. Does nothing when already stopped.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+        let leftovers = Leftovers::kill(self.root.path());
+        while !leftovers.gone() {
+            tokio::time::sleep(REAP_POLL).await;
+        }
+        leftovers.clear();
+    }
+
+    fn dockerd_args(&self) -> Vec<String> {
+        let root = self.root.path().display();
+        vec![
+            format!("--config-file={root}/daemon.json"),
+            format!("--data-root={root}/data"),
+            format!("--exec-root={root}/exec"),
+            format!("--pidfile={root}/dockerd.pid"),
+            format!("--host={}", self.endpoint),
+            "--storage-driver=vfs".into(),
+            format!("--cgroup-parent=/{}", self.id),
+            format!("--shutdown-timeout={SHUTDOWN_TIMEOUT_S}"),
+        ]
+    }
+
+    async fn wait_ready(&mut self) -> Result<Docker> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let exited = match self.process.as_mut() {
+                Some(child) => child.try_wait().context("checking on dockerd")?,
+                None => bail!("engine {} is not running", self.name),
+            };
+            if let Some(status) = exited {
+                self.process = None;
+                bail!(
+                    "dockerd for {} exited ({status}) before answering; its log ends with:\n{}",
+                    self.name,
+                    self.log_tail(30)
+                );
+            }
+            let last_error = match connect(&self.endpoint).await {
+                Ok(docker) => return Ok(docker),
+                Err(error) => error,
+            };
+            if Instant::now() >= deadline {
+                // Leave the engine stopped, so that a later start() may try again.
+                self.kill().await;
+                let (name, endpoint, log) = (&self.name, &self.endpoint, self.log_tail(30));
+                bail!(
+                    "dockerd for {name} did not answer on {endpoint} within {READY_TIMEOUT:?} \
+                     (last: {last_error:#}); its log ends with:\n{log}"
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Loads [`TEST_IMAGE`] with the same script that prepares the system engine: one
+    /// recipe for the image everywhere, and no system engine needed.
+    async fn load_test_image(&self) -> Result<()> {
+        let out = tokio::process::Command::new(SCRIPT)
+            .args(["--image-only", "--host", &self.endpoint])
+            .output()
+            .await
+            .with_context(|| format!("running {SCRIPT}"))?;
+        if !out.status.success() {
+            bail!(
+                "{SCRIPT} --image-only failed for {} ({}):\n{}",
+                self.name,
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            signal(child.id(), "TERM");
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while matches!(child.try_wait(), Ok(None)) {
+                // Everything is thrown away, so containers get no grace: their stop
+                // timeouts would hold up every test. Killing them while dockerd shuts down
+                // (again at each poll, in case one was restarted before dockerd saw the
+                // SIGTERM) lets dockerd, containerd and the shims still exit cleanly.
+                kill_containers(self.root.path());
+                if Instant::now() >= deadline {
+                    child.kill().ok();
+                    child.wait().ok();
+                    break;
+                }
+                std::thread::sleep(POLL);
+            }
+        }
+        let leftovers = Leftovers::kill(self.root.path());
+        while !leftovers.gone() {
+            std::thread::sleep(REAP_POLL);
+        }
+        leftovers.clear();
+        remove_cgroups(&self.id);
+        quiet(Command::new("ip").args(["netns", "delete", &self.id]));
+        // The TempDir field, dropped next, removes the files.
+    }
+}
+
+/// Connects to `endpoint` and checks that an engine answers, within [`PROBE_TIMEOUT`].
+async fn connect(endpoint: &str) -> Result<Docker> {
+    // 120 s per request, bollard's default: probes carry their own, shorter, timeouts.
+    let docker = Docker::connect_with_unix(endpoint, 120, API_DEFAULT_VERSION)
+        .with_context(|| format!("connecting to {endpoint}"))?;
+    tokio::time::timeout(PROBE_TIMEOUT, docker.ping())
+        .await
+        .map_err(|_| anyhow!("no answer to ping within {PROBE_TIMEOUT:?}"))?
+        .with_context(|| format!("pinging {endpoint}"))?;
+    // bollard speaks API 1.53 by default; Debian 12's dockerd 20.10 stops at 1.41.
+    tokio::time::timeout(PROBE_TIMEOUT, docker.negotiate_version())
+        .await
+        .map_err(|_| anyhow!("no answer to /version within {PROBE_TIMEOUT:?}"))?
+        .with_context(|| format!("negotiating the API version with {endpoint}"))
+}
+
+fn preflight() -> Result<()> {
+    if !on_path("dockerd") {
+        bail!(NO_DOCKERD);
+    }
+    for (tool, package) in [
+        ("nsenter", "util-linux"),
+        ("unshare", "util-linux"),
+        ("ip", "iproute2"),
+        ("docker", "docker.io"),
+    ] {
+        if !on_path(tool) {
+            bail!("`{tool}` is not installed (Debian package {package}); private engines need it");
+        }
+    }
+    Ok(())
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+}
+
+fn create_netns(id: &str) -> Result<()> {
+    // A namespace of this name can only be a leftover of a dead process that had our pid.
+    quiet(Command::new("ip").args(["netns", "delete", id]));
+    let added = Command::new("ip")
+        .args(["netns", "add", id])
+        .output()
+        .context("running `ip netns add`")?;
+    if !added.status.success() {
+        bail!(
+            "`ip netns add {id}` failed: {}",
+            String::from_utf8_lossy(&added.stderr).trim()
+        );
+    }
+    let lo = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{id}"))
+        .args(["ip", "link", "set", "lo", "up"])
+        .output()
+        .context("bringing lo up in the engine's namespace")?;
+    if !lo.status.success() {
+        bail!(
+            "bringing lo up in {id} failed: {}",
+            String::from_utf8_lossy(&lo.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Removes namespaces and cgroups left by test processes that died without dropping
+/// their engines (SIGKILL, Ctrl-C). Namespaces of live processes are left alone.
+fn sweep_stale_namespaces() {
+    let Ok(entries) = fs::read_dir("/run/netns") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(owner) = name
+            .strip_prefix(NETNS_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if owner.parse::<u32>().is_ok() && !Path::new("/proc").join(owner).exists() {
+            quiet(Command::new("ip").args(["netns", "delete", &name]));
+            remove_cgroups(&name);
+        }
+    }
+}
+
+/// dockerd before 23 derives its engine ID from /etc/docker/key.json, shared by every
+/// engine on the machine; a key of its own gives each engine its own ID, as real hosts
+/// have. Later versions keep the ID in the data root and reject the key.
+fn write_daemon_config(root: &Path) -> Result<()> {
+    let out = Command::new("dockerd")
+        .arg("--version")
+        .output()
+        .context("running `dockerd --version`")?;
+    let version = String::from_utf8_lossy(&out.stdout);
+    let major: u32 = version
+        .split_whitespace()
+        .nth(2)
+        .and_then(|v| v.split('.').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let config = if major < 23 {
+        serde_json::json!({ "deprecated-key-path": root.join("key.json") })
+    } else {
+        serde_json::json!({})
+    };
+    fs::write(root.join("daemon.json"), config.to_string()).context("writing daemon.json")
+}
+
+/// Kills the containers of the engine rooted at `root`: the children of its containerd
+/// shims, which name the engine's containerd socket on their command line. Killing a
+/// container's init ends its whole pid namespace.
+fn kill_containers(root: &Path) {
+    let marker = format!("{}/", root.display());
+    let processes = processes();
+    let shims: HashSet<u32> = processes
+        .iter()
+        .filter(|p| p.cmdline.contains("containerd-shim") && p.cmdline.contains(&marker))
+        .map(|p| p.pid)
+        .collect();
+    for init in processes.iter().filter(|p| shims.contains(&p.ppid)) {
+        signal(init.pid, "KILL");
+    }
+}
+
+/// What a dead dockerd left behind. A graceful stop leaves nothing; a SIGKILL leaves
+/// containerd shims and their containers running, their sockets in /run/containerd/s,
+/// and the data root bind-mounted.
+struct Leftovers {
+    root: PathBuf,
+    killed: Vec<u32>,
+    sockets: HashSet<String>,
+    /// Bounds the wait for the killed processes to be reaped.
+    deadline: Instant,
+}
+
+impl Leftovers {
+    /// Kills the containers and every process naming the engine's data or exec root on its
+    /// command line (shims, a stray containerd). Call only once dockerd is gone: it names
+    /// them too. Only those two directories count: a client of the engine (a `berth serve`
+    /// under test) names the socket beside them and must survive the engine.
+    fn kill(root: &Path) -> Leftovers {
+        kill_containers(root);
+        let markers = [
+            format!("{}/data", root.display()),
+            format!("{}/exec", root.display()),
+        ];
+        let killed: Vec<u32> = processes()
+            .into_iter()
+            .filter(|p| markers.iter().any(|m| p.cmdline.contains(m.as_str())))
+            .map(|p| p.pid)
+            .collect();
+        let sockets = shim_sockets(&killed);
+        for pid in &killed {
+            signal(*pid, "KILL");
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        Leftovers {
+            root: root.to_path_buf(),
+            killed,
+            sockets,
+            deadline,
+        }
+    }
+
+    /// Whether the killed processes are gone, reaped by init (or the wait timed out).
+    /// It matters: a restarted dockerd reuses a containerd whose pid file names a live
+    /// process, even a dying one, and then times out waiting for it. (Some sandboxes'
+    /// init reaps orphans only about once a second.)
+    fn gone(&self) -> bool {
+        Instant::now() >= self.deadline
+            || !self
+                .killed
+                .iter()
+                .any(|pid| Path::new("/proc").join(pid.to_string()).exists())
+    }
+
+    /// Removes the shims' sockets and unmounts what dockerd left mounted under its root.
+    fn clear(self) {
+        for socket in &self.sockets {
+            fs::remove_file(socket).ok();
+        }
+        let marker = format!("{}/", self.root.display());
+        let root = self.root.display().to_string();
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut mounts: Vec<&str> = mountinfo
+            .lines()
+            .filter_map(|line| line.split(' ').nth(4))
+            .filter(|point| *point == root || point.starts_with(&marker))
+            .collect();
+        // Deepest first, so parents are not busy.
+        mounts.sort_by_key(|point| std::cmp::Reverse(point.len()));
+        for point in mounts {
+            quiet(Command::new("umount").args(["--lazy", point]));
+        }
+    }
+}
+
+/// The sockets that killed shims would leave in containerd's shared /run/containerd/s.
+/// They are found through the shims' network namespace, which is the engine's own, so
+/// only this engine's sockets are listed.
+fn shim_sockets(pids: &[u32]) -> HashSet<String> {
+    pids.iter()
+        .filter_map(|pid| fs::read_to_string(format!("/proc/{pid}/net/unix")).ok())
+        .flat_map(|table| {
+            let paths = table
+                .lines()
+                .filter_map(|line| line.split_whitespace().nth(7));
+            paths
+                .filter(|path| path.starts_with("/run/containerd/s/"))
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Removes the engine's cgroup parent and the (empty) container cgroups under it, in
+/// every hierarchy: cgroup v1 mounts one per controller, v2 has one at the root.
+fn remove_cgroups(id: &str) {
+    let hierarchies = fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path());
+    for parent in hierarchies
+        .chain([PathBuf::from("/sys/fs/cgroup")])
+        .map(|h| h.join(id))
+    {
+        if let Ok(children) = fs::read_dir(&parent) {
+            for child in children.flatten().filter(|c| c.path().is_dir()) {
+                fs::remove_dir(child.path()).ok();
+            }
+            fs::remove_dir(&parent).ok();
+        }
+    }
+}
+
+struct Process {
+    pid: u32,
+    ppid: u32,
+    cmdline: String,
+}
+
+fn processes() -> Vec<Process> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
+            // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
+            Some(Process {
+                pid,
+                ppid,
+                cmdline: String::from_utf8_lossy(&cmdline).replace('\0', " "),
+            })
+        })
+        .collect()
+}
+
+/// Signals one process by its pid (never by name: other engines run beside ours).
+fn signal(pid: u32, signal: &str) {
+    quiet(
+        Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string()),
+    );
+}
+
+/// Runs a best-effort cleanup command: failures are expected (already gone) and ignored.
+fn quiet(command: &mut Command) {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok();
+}

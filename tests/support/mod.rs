@@ -1,0 +1,15 @@
+//! Shared helpers for berth's integration tests (`mod support;` in a test file).
+//!
+//! - [`engines`]: real Docker engines. [`start_engines`] gives a test its own private
+//!   `dockerd` instances (own data root, socket and network namespace, stopped on drop,
+//!   can be stopped and restarted); [`system_engine`] connects to the machine's engine.
+//!   Both expect `scripts/docker-engine` to have been run once on the machine.
+//!
+//! Each integration test binary compiles this module on its own and uses only part of
+//! it, hence the `dead_code` and `unused_imports` allowances.
+#![allow(dead_code, unused_imports)]
+
+pub mod berth;
+pub mod engines;
+
+pub use engines::{start_engine, start_engines, system_engine, Engine, TEST_IMAGE};
