@@ -1,6 +1,7 @@
 //! berth: a GitOps reconciler for plain Docker hosts.
 pub mod api;
 pub mod cli;
+pub mod controller;
 pub mod docker;
 pub mod manifest;
 pub mod raft;

@@ -2,11 +2,40 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use berth::cli::{Cli, Command};
+use berth::cli::{client, serve, validate, Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Validate(args) => berth::cli::validate::run(&args),
+    if let Command::Validate(args) = &cli.command {
+        return validate::run(args);
     }
+    // Both rustls crypto backends are compiled in (bollard's and gix's TLS), so none is chosen
+    // by default: pick one before any TLS client is built (https:// Docker and Git endpoints).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+                .unwrap_or_else(|_| "info,openraft=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Status(args) => client::status(&args).await,
+            Command::Get(args) => client::get(&args).await,
+            Command::Describe(args) => client::describe(&args).await,
+            Command::Validate(_) => unreachable!("handled above"),
+        }
+    })
 }

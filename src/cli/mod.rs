@@ -1,5 +1,7 @@
 //! The `berth` command line: one subcommand per file.
 
+pub mod client;
+pub mod serve;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -16,8 +18,19 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a controller: follow a Git branch and keep the Docker hosts in line with it. Every
+    /// commit seen is recorded (applied, rejected, superseded, ...) in the Raft log under
+    /// --data-dir; the read-only status API listens on --listen. Settings come from flags,
+    /// then BERTH_* environment variables, then the --config TOML file.
+    Serve(crate::controller::ServeArgs),
     /// Check manifests as berth will read them: every problem at once, with file:line:column and
     /// field path. Exit status: 0 valid, 1 invalid, 2 a path could not be read. Meant for the CI of
     /// a manifests repository.
     Validate(validate::ValidateArgs),
+    /// Summary of a running controller: applied commit, convergence, ready hosts.
+    Status(client::StatusArgs),
+    /// List pods, rc, services, nodes or commits, as a table or JSON (-o json).
+    Get(client::GetArgs),
+    /// Show one commit in full: outcome, errors and the plan that was executed.
+    Describe(client::DescribeArgs),
 }

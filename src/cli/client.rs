@@ -1,0 +1,366 @@
+//! `berth status`, `berth get`, `berth describe`: read the status API of a running controller
+//! and print kubectl-like tables (or the JSON itself with `-o json`).
+
+use std::process::ExitCode;
+
+use serde_json::Value;
+
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// Status API of a berth controller.
+    #[arg(
+        long,
+        env = "BERTH_SERVER",
+        default_value = "http://127.0.0.1:7878",
+        global = true
+    )]
+    pub server: String,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Resource {
+    #[value(alias = "pod", alias = "po")]
+    Pods,
+    #[value(alias = "replicationcontrollers", alias = "replicationcontroller")]
+    Rc,
+    #[value(alias = "service", alias = "svc")]
+    Services,
+    #[value(alias = "node", alias = "no")]
+    Nodes,
+    #[value(alias = "commit")]
+    Commits,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GetArgs {
+    /// What to list.
+    pub resource: Resource,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DescribeArgs {
+    /// Only `commit` for now.
+    #[arg(value_parser = ["commit"])]
+    pub kind: String,
+    /// Full sha or a unique prefix (at least 4 hex digits).
+    pub sha: String,
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: Output,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+async fn fetch(server: &str, path: &str) -> Result<Value, String> {
+    let url = format!("{}{path}", server.trim_end_matches('/'));
+    let resp = reqwest::get(&url).await.map_err(|e| {
+        format!("cannot reach berth at {server}: {e} (is `berth serve` running? see --server)")
+    })?;
+    let status = resp.status();
+    let body: Value = resp
+        .json()
+        .await
+        .map_err(|e| format!("{url}: not a JSON answer: {e}"))?;
+    if !status.is_success() {
+        let msg = body.get("error").and_then(Value::as_str).unwrap_or("error");
+        return Err(format!("{url}: {status}: {msg}"));
+    }
+    Ok(body)
+}
+
+fn finish(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn s(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "-".into(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn short(sha: &str) -> String {
+    sha.chars().take(12).collect()
+}
+
+/// Columns padded to their widest cell, like kubectl.
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut out = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(c);
+            } else {
+                out.push_str(&format!("{c:<w$}   "));
+            }
+        }
+        out.trim_end().to_string()
+    };
+    let mut out = vec![line(header.iter().map(|h| h.to_string()).collect())];
+    out.extend(rows.into_iter().map(line));
+    out.join("\n")
+}
+
+pub async fn status(args: &StatusArgs) -> ExitCode {
+    finish(
+        async {
+            let v = fetch(&args.server.server, "/api/v1/status").await?;
+            if let Output::Json = args.output {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                return Ok(());
+            }
+            println!("repository:  {} ({})", s(&v, "repo"), s(&v, "branch"));
+            println!("commit:      {}", s(&v, "commit"));
+            println!("converged:   {}", s(&v, "converged"));
+            println!(
+                "nodes ready: {}/{}",
+                s(&v, "nodes_ready"),
+                s(&v, "nodes_total")
+            );
+            println!("leader:      {}", s(&v, "leader"));
+            let git = &v["git"];
+            if git["ok"] == Value::Bool(false) {
+                println!("git:         failing: {}", s(git, "error"));
+            }
+            Ok(())
+        }
+        .await,
+    )
+}
+
+pub async fn get(args: &GetArgs) -> ExitCode {
+    let path = match args.resource {
+        Resource::Pods => "/api/v1/pods",
+        Resource::Rc => "/api/v1/replicationcontrollers",
+        Resource::Services => "/api/v1/services",
+        Resource::Nodes => "/api/v1/nodes",
+        Resource::Commits => "/api/v1/commits",
+    };
+    finish(
+        async {
+            let v = fetch(&args.server.server, path).await?;
+            if let Output::Json = args.output {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                return Ok(());
+            }
+            let items = v.as_array().cloned().unwrap_or_default();
+            let out = match args.resource {
+                Resource::Pods => table(
+                    &[
+                        "NAMESPACE",
+                        "NAME",
+                        "OWNER",
+                        "NODE",
+                        "READY",
+                        "PHASE",
+                        "COMMIT",
+                        "REASON",
+                    ],
+                    items
+                        .iter()
+                        .map(|p| {
+                            let cs = p["containers"].as_array().cloned().unwrap_or_default();
+                            let running = cs.iter().filter(|c| c["state"] == "running").count();
+                            vec![
+                                s(p, "namespace"),
+                                s(p, "name"),
+                                s(p, "owner"),
+                                s(p, "node"),
+                                format!("{running}/{}", cs.len()),
+                                s(p, "phase"),
+                                short(&s(p, "commit")),
+                                s(p, "reason"),
+                            ]
+                        })
+                        .collect(),
+                ),
+                Resource::Rc => table(
+                    &["NAMESPACE", "NAME", "DESIRED", "CURRENT", "READY", "IMAGES"],
+                    items
+                        .iter()
+                        .map(|r| {
+                            let images: Vec<String> = r["image"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|i| i.as_str().map(String::from))
+                                .collect();
+                            vec![
+                                s(r, "namespace"),
+                                s(r, "name"),
+                                s(r, "desired"),
+                                s(r, "current"),
+                                s(r, "ready"),
+                                images.join(","),
+                            ]
+                        })
+                        .collect(),
+                ),
+                Resource::Services => table(
+                    &["NAMESPACE", "NAME", "TYPE", "PORTS", "SELECTOR"],
+                    items
+                        .iter()
+                        .map(|svc| {
+                            let ports: Vec<String> = svc["ports"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|p| p.as_str().map(String::from))
+                                .collect();
+                            let sel: Vec<String> = svc["selector"]
+                                .as_object()
+                                .into_iter()
+                                .flatten()
+                                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                                .collect();
+                            vec![
+                                s(svc, "namespace"),
+                                s(svc, "name"),
+                                s(svc, "type"),
+                                ports.join(","),
+                                sel.join(","),
+                            ]
+                        })
+                        .collect(),
+                ),
+                Resource::Nodes => table(
+                    &[
+                        "NAME",
+                        "READY",
+                        "VERSION",
+                        "CPUS",
+                        "MEMORY",
+                        "CONTAINERS",
+                        "ENDPOINT",
+                        "ERROR",
+                    ],
+                    items
+                        .iter()
+                        .map(|n| {
+                            let cap = &n["capacity"];
+                            let mem = cap["memory_bytes"]
+                                .as_u64()
+                                .map_or("-".into(), |b| format!("{}Mi", b >> 20));
+                            vec![
+                                s(n, "name"),
+                                s(n, "ready"),
+                                s(n, "version"),
+                                s(cap, "cpus"),
+                                mem,
+                                s(n, "containers"),
+                                s(n, "endpoint"),
+                                s(n, "error"),
+                            ]
+                        })
+                        .collect(),
+                ),
+                Resource::Commits => table(
+                    &["SHA", "OUTCOME", "SEEN", "AUTHOR", "MESSAGE"],
+                    items
+                        .iter()
+                        .map(|c| {
+                            let msg = s(c, "message");
+                            let first = msg.lines().next().unwrap_or("").to_string();
+                            vec![
+                                short(&s(c, "sha")),
+                                s(c, "outcome"),
+                                s(c, "seen_at"),
+                                s(c, "author"),
+                                first,
+                            ]
+                        })
+                        .collect(),
+                ),
+            };
+            println!("{out}");
+            Ok(())
+        }
+        .await,
+    )
+}
+
+pub async fn describe(args: &DescribeArgs) -> ExitCode {
+    finish(
+        async {
+            let v = fetch(
+                &args.server.server,
+                &format!("/api/v1/commits/{}", args.sha),
+            )
+            .await?;
+            if let Output::Json = args.output {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                return Ok(());
+            }
+            println!("Commit:     {}", s(&v, "sha"));
+            println!("Outcome:    {}", s(&v, "outcome"));
+            println!("Author:     {}", s(&v, "author"));
+            println!("Time:       {}", s(&v, "time"));
+            println!("Seen:       {}", s(&v, "seen_at"));
+            println!("Applied:    {}", s(&v, "applied_at"));
+            println!("Converged:  {}", s(&v, "converged_at"));
+            if v["forced"] == Value::Bool(true) {
+                println!("Forced:     yes (the branch was force-pushed to this commit)");
+            }
+            if v["unchanged"] == Value::Bool(true) {
+                println!("Unchanged:  yes (no manifest changed; nothing was done)");
+            }
+            println!("Message:");
+            for l in s(&v, "message").lines() {
+                println!("  {l}");
+            }
+            let list = |key: &str| -> Vec<String> {
+                v[key]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            };
+            let errors = list("errors");
+            if !errors.is_empty() {
+                println!("Errors:");
+                for e in errors {
+                    println!("  {e}");
+                }
+            }
+            let plan = list("plan");
+            println!("Plan:{}", if plan.is_empty() { " (no steps)" } else { "" });
+            for p in plan {
+                println!("  {p}");
+            }
+            Ok(())
+        }
+        .await,
+    )
+}

@@ -1,0 +1,284 @@
+//! `berth serve` settings: flags, `BERTH_*` environment variables and a TOML file, in that order
+//! of precedence, then defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, clap::Args, Default)]
+pub struct ServeArgs {
+    /// Git repository of manifests: a local path, file://, http:// or https:// URL (required).
+    #[arg(long, env = "BERTH_REPO")]
+    pub repo: Option<String>,
+    /// Branch to follow [default: main].
+    #[arg(long, env = "BERTH_BRANCH")]
+    pub branch: Option<String>,
+    /// Directory of manifests inside the repository [default: the root].
+    #[arg(long, env = "BERTH_PATH")]
+    pub path: Option<String>,
+    /// A Docker host, as NAME=ENDPOINT; repeat for several. ENDPOINT is unix:///path/docker.sock,
+    /// tcp://host:port or https://host:port (with --docker-tls-dir)
+    /// [default: local=unix:///var/run/docker.sock].
+    #[arg(
+        long = "node",
+        env = "BERTH_NODES",
+        value_delimiter = ',',
+        value_name = "NAME=ENDPOINT"
+    )]
+    pub nodes: Vec<String>,
+    /// Directory with ca.pem, cert.pem and key.pem for https:// Docker endpoints.
+    #[arg(long, env = "BERTH_DOCKER_TLS_DIR")]
+    pub docker_tls_dir: Option<PathBuf>,
+    /// Where the Git mirror and the Raft log live [default: ./berth-data].
+    #[arg(long, env = "BERTH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the read-only status API [default: 127.0.0.1:7878].
+    #[arg(long, env = "BERTH_LISTEN")]
+    pub listen: Option<String>,
+    /// How often to fetch the branch, e.g. 200ms, 10s, 5m, 1h [default: 10s].
+    #[arg(long, env = "BERTH_POLL")]
+    pub poll: Option<String>,
+    /// How often to compare every host with the desired state even without events [default: 30s].
+    #[arg(long, env = "BERTH_RESYNC")]
+    pub resync: Option<String>,
+    /// TOML file with any of these settings (keys as the flags, with '_' for '-'; `node` is a list).
+    #[arg(long, env = "BERTH_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The same settings, read from `--config`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    repo: Option<String>,
+    branch: Option<String>,
+    path: Option<String>,
+    node: Option<Vec<String>>,
+    docker_tls_dir: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    poll: Option<String>,
+    resync: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub name: String,
+    pub endpoint: String,
+}
+
+/// Settings after merging and checking.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub repo: String,
+    pub branch: String,
+    pub path: String,
+    pub nodes: Vec<NodeConfig>,
+    pub docker_tls_dir: Option<PathBuf>,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub poll: Duration,
+    pub resync: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A setting has a value berth cannot use.
+    #[error("{setting}: {message}")]
+    Invalid {
+        setting: &'static str,
+        message: String,
+    },
+    /// The `--config` file could not be read or parsed.
+    #[error("config file {path}: {message}")]
+    File { path: String, message: String },
+}
+
+fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        message: message.into(),
+    }
+}
+
+impl ServeArgs {
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let file = match &self.config {
+            Some(p) => read_file(p)?,
+            None => FileConfig::default(),
+        };
+        let repo = self.repo.or(file.repo).ok_or_else(|| {
+            invalid(
+                "--repo",
+                "required: the Git repository of manifests (path or URL)",
+            )
+        })?;
+        let nodes = if !self.nodes.is_empty() {
+            self.nodes
+        } else {
+            file.node
+                .unwrap_or_else(|| vec!["local=unix:///var/run/docker.sock".into()])
+        };
+        let nodes = nodes
+            .iter()
+            .map(|n| parse_node(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, n) in nodes.iter().enumerate() {
+            if nodes[..i].iter().any(|m| m.name == n.name) {
+                return Err(invalid(
+                    "--node",
+                    format!("node name {:?} given twice", n.name),
+                ));
+            }
+        }
+        let listen = self
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:7878".into());
+        let listen = listen
+            .parse()
+            .map_err(|_| invalid("--listen", format!("{listen:?} is not an address:port")))?;
+        let poll = parse_duration(&self.poll.or(file.poll).unwrap_or_else(|| "10s".into()))
+            .map_err(|m| invalid("--poll", m))?;
+        let resync = parse_duration(&self.resync.or(file.resync).unwrap_or_else(|| "30s".into()))
+            .map_err(|m| invalid("--resync", m))?;
+        let path = self.path.or(file.path).unwrap_or_default();
+        let path = path.trim_matches('/').to_string();
+        Ok(Config {
+            repo,
+            branch: self.branch.or(file.branch).unwrap_or_else(|| "main".into()),
+            path: if path == "." { String::new() } else { path },
+            nodes,
+            docker_tls_dir: self.docker_tls_dir.or(file.docker_tls_dir),
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| "berth-data".into()),
+            listen,
+            poll,
+            resync,
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn parse_node(s: &str) -> Result<NodeConfig, ConfigError> {
+    let (name, endpoint) = s
+        .split_once('=')
+        .ok_or_else(|| invalid("--node", format!("{s:?} is not NAME=ENDPOINT")))?;
+    crate::manifest::names::dns1123_label(name)
+        .map_err(|e| invalid("--node", format!("node name {e}")))?;
+    if !["unix://", "tcp://", "https://", "http://"]
+        .iter()
+        .any(|p| endpoint.starts_with(p))
+    {
+        return Err(invalid(
+            "--node",
+            format!("endpoint {endpoint:?} must start with unix://, tcp:// or https://"),
+        ));
+    }
+    Ok(NodeConfig {
+        name: name.to_string(),
+        endpoint: endpoint.to_string(),
+    })
+}
+
+/// `200ms`, `10s`, `5m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 200ms, 10s, 5m or 1h"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("{s:?} is not a duration like 200ms, 10s, 5m or 1h")),
+    };
+    if d.is_zero() {
+        return Err(format!("{s:?} must be more than zero"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_the_four_units() {
+        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("1.5s").is_err());
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_defaults_fill_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            "repo = \"/srv/git\"\nbranch = \"prod\"\nnode = [\"a=tcp://127.0.0.1:2375\"]\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            branch: Some("main".into()),
+            config: Some(file),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.repo, "/srv/git");
+        assert_eq!(c.branch, "main");
+        assert_eq!(
+            c.nodes,
+            vec![NodeConfig {
+                name: "a".into(),
+                endpoint: "tcp://127.0.0.1:2375".into()
+            }]
+        );
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7878");
+        assert_eq!(c.poll, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn bad_settings_name_themselves() {
+        let e = ServeArgs::default().resolve().unwrap_err().to_string();
+        assert!(e.starts_with("--repo: required"), "{e}");
+        let e = ServeArgs {
+            repo: Some("/r".into()),
+            nodes: vec!["local".into()],
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert_eq!(e, "--node: \"local\" is not NAME=ENDPOINT");
+        let e = ServeArgs {
+            repo: Some("/r".into()),
+            poll: Some("soon".into()),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("--poll:"), "{e}");
+    }
+}

@@ -1,0 +1,273 @@
+//! A real `berth serve` process and a real Git repository of manifests, for end-to-end tests.
+//!
+//! The controller runs as the built binary (so tests can SIGTERM and `kill -9` it), binds its
+//! status API on port 0 and prints the address, which `Berth::start` reads from its log.
+//! Readiness is always awaited by polling the API with a deadline, never by sleeping.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// A Git repository in a temp dir, driven with the git CLI.
+pub struct Repo {
+    pub dir: TempDir,
+}
+
+impl Repo {
+    pub fn new() -> Result<Repo> {
+        let dir = tempfile::tempdir()?;
+        git(dir.path(), &["init", "-q", "-b", "main"])?;
+        Ok(Repo { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, file: &str, text: &str) -> &Repo {
+        let path = self.dir.path().join(file);
+        std::fs::create_dir_all(path.parent().expect("file in repo")).expect("mkdir");
+        std::fs::write(path, text).expect("write manifest");
+        self
+    }
+
+    pub fn remove(&self, file: &str) -> &Repo {
+        std::fs::remove_file(self.dir.path().join(file)).expect("remove manifest");
+        self
+    }
+
+    /// Commits everything and returns the full sha.
+    pub fn commit(&self, message: &str) -> Result<String> {
+        git(self.path(), &["add", "-A"])?;
+        git(
+            self.path(),
+            &["commit", "-q", "--allow-empty", "-m", message],
+        )?;
+        self.head()
+    }
+
+    pub fn revert(&self, sha: &str) -> Result<String> {
+        git(self.path(), &["revert", "--no-edit", sha])?;
+        self.head()
+    }
+
+    pub fn head(&self) -> Result<String> {
+        Ok(git(self.path(), &["rev-parse", "HEAD"])?.trim().to_string())
+    }
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Test Operator")
+        .env("GIT_AUTHOR_EMAIL", "operator@example.org")
+        .env("GIT_COMMITTER_NAME", "Test Operator")
+        .env("GIT_COMMITTER_EMAIL", "operator@example.org")
+        .output()
+        .context("run git")?;
+    if !out.status.success() {
+        bail!("git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A running `berth serve`.
+pub struct Berth {
+    child: Option<Child>,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    args: Vec<String>,
+    log: Arc<Mutex<Vec<String>>>,
+    http: reqwest::Client,
+}
+
+impl Berth {
+    /// Starts `berth serve` on `repo` with the given hosts (`name=endpoint`), a fast poll and
+    /// resync, and waits until its status API answers.
+    pub async fn start(repo: &Path, data_dir: &Path, nodes: &[String]) -> Result<Berth> {
+        let mut args = vec![
+            "serve".to_string(),
+            "--repo".into(),
+            repo.display().to_string(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--poll".into(),
+            "300ms".into(),
+            "--resync".into(),
+            "2s".into(),
+        ];
+        for n in nodes {
+            args.push("--node".into());
+            args.push(n.clone());
+        }
+        let mut b = Berth {
+            child: None,
+            addr: String::new(),
+            data_dir: data_dir.to_path_buf(),
+            args,
+            log: Arc::new(Mutex::new(Vec::new())),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()?,
+        };
+        b.spawn().await?;
+        Ok(b)
+    }
+
+    async fn spawn(&mut self) -> Result<()> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(&self.args)
+            .env("BERTH_LOG", "info,openraft=warn")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("start berth serve")?;
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = self.log.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("status API on http://").nth(1) {
+                    let _ = tx.send(rest.split('/').next().unwrap_or_default().to_string());
+                }
+                eprintln!("berth| {line}");
+                log.lock().expect("log lock").push(line);
+            }
+        });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(addr) = rx.try_recv() {
+                self.addr = addr;
+                return Ok(());
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!("berth serve exited with {status}: {}", self.log_text());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "berth serve did not announce its status API in 60 s: {}",
+                    self.log_text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().expect("log lock").join("\n")
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        let resp = self
+            .http
+            .get(format!("http://{}{path}", self.addr))
+            .send()
+            .await?;
+        Ok(resp.json().await?)
+    }
+
+    pub async fn status(&self) -> Result<Value> {
+        self.get("/api/v1/status").await
+    }
+
+    /// Waits until the controller reports `sha` applied and converged.
+    pub async fn wait_converged(&self, sha: &str) -> Result<Value> {
+        self.wait_for(&format!("convergence on {sha}"), |s| {
+            s["commit"] == sha && s["converged"] == true
+        })
+        .await
+    }
+
+    /// Polls `/api/v1/status` until `check` holds (60 s at most).
+    pub async fn wait_for(&self, what: &str, check: impl Fn(&Value) -> bool) -> Result<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(s) = self.status().await {
+                if check(&s) {
+                    return Ok(s);
+                }
+                if Instant::now() > deadline {
+                    bail!("timed out waiting for {what}; last status {s}");
+                }
+            } else if Instant::now() > deadline {
+                bail!("timed out waiting for {what}; status API not answering");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The commit record for `sha` once its outcome is one of `outcomes`.
+    pub async fn wait_commit(&self, sha: &str, outcomes: &[&str]) -> Result<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(c) = self.get(&format!("/api/v1/commits/{sha}")).await {
+                if outcomes.iter().any(|o| c["outcome"] == *o) {
+                    return Ok(c);
+                }
+                if Instant::now() > deadline {
+                    bail!("commit {sha} did not reach {outcomes:?}: {c}");
+                }
+            } else if Instant::now() > deadline {
+                bail!("commit {sha} never appeared");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub async fn terminate(&mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let pid = child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                if !status.success() {
+                    bail!("berth serve exited with {status} after SIGTERM");
+                }
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("berth serve did not stop within 30 s of SIGTERM");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the same command again (same data dir), on a new port.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.spawn().await
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
