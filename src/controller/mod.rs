@@ -40,6 +40,9 @@ pub enum ControllerError {
         #[source]
         source: std::io::Error,
     },
+    /// `--repo` names a local path that does not exist.
+    #[error("repository {path} does not exist (--repo)")]
+    NoRepository { path: String },
     /// Git failed; transient failures are retried at the next poll.
     #[error(transparent)]
     Sync(#[from] SyncError),
@@ -81,6 +84,16 @@ impl Controller {
         std::fs::write(&probe, b"ok").map_err(dir_err)?;
         let _ = std::fs::remove_file(&probe);
 
+        // A remote that is merely down is retried, but a local repository that does not exist
+        // is a typo in the settings: say so now rather than poll it forever.
+        let local = config.repo.strip_prefix("file://").unwrap_or(&config.repo);
+        if !config.repo.contains("://") || config.repo.starts_with("file://") {
+            if !std::path::Path::new(local).exists() {
+                return Err(ControllerError::NoRepository {
+                    path: local.to_string(),
+                });
+            }
+        }
         let git = Syncer::open_or_clone(&config.repo, &config.branch, &data.join("git")).await?;
         match git.fetch().await {
             Ok(head) => {

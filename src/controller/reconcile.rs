@@ -30,6 +30,7 @@ impl Controller {
                 .is_some_and(|c| c.converged_at.is_some());
             (desired::pods(s), sha, converged)
         });
+        self.forget_undesired(&pods);
         let full = plan(&pods, &observed);
         // Pods waiting out an image-pull backoff are left alone until their time comes.
         let now = Instant::now();
@@ -165,6 +166,24 @@ impl Controller {
         let result = run_step(host, &step).await;
         self.note_result(&step, &result);
         result.map_err(|e| format!("{}: {}", step.describe(), error_chain(&e)))
+    }
+
+    /// Drops backoff and errors of pods no commit wants any more (an image fixed by removing the
+    /// pod, say), so they neither block convergence nor show in status.
+    fn forget_undesired(&self, pods: &[crate::reconcile::DesiredPod]) {
+        let wanted: std::collections::BTreeSet<String> = pods
+            .iter()
+            .map(|p| pod_key(&p.namespace, &p.name))
+            .collect();
+        self.backoff
+            .lock()
+            .expect("backoff lock")
+            .retain(|k, _| wanted.contains(k));
+        self.live
+            .write()
+            .expect("live lock")
+            .pod_errors
+            .retain(|k, _| wanted.contains(k));
     }
 
     /// Tracks image-pull failures per pod for backoff and for the pod's phase in the API.

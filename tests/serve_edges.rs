@@ -1,0 +1,264 @@
+//! The edges of `berth serve`: force-pushes, images that cannot be pulled, the CLI against a
+//! live controller, and start-up refusals. Real dockerd, Git, Raft and HTTP, as in `serve.rs`.
+
+mod support;
+
+use std::process::Command;
+
+use anyhow::Result;
+use serde_json::Value;
+
+use support::berth::{git, Berth, Repo};
+use support::{start_engine, TEST_IMAGE};
+
+fn rc(name: &str, replicas: u32, image: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: {name}
+spec:
+  replicas: {replicas}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: {image}
+        command: [sleep, \"3600\"]
+"
+    )
+}
+
+fn berth_cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .output()
+        .expect("run berth");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_force_push_is_followed_and_recorded() -> Result<()> {
+    let engine = start_engine("host-f").await?;
+    let repo = Repo::new()?;
+    repo.write("web.yaml", &rc("web", 1, TEST_IMAGE));
+    let first = repo.commit("web: 1")?;
+    let data = tempfile::tempdir()?;
+    let berth = Berth::start(
+        repo.path(),
+        data.path(),
+        &[format!("a={}", engine.endpoint)],
+    )
+    .await?;
+    berth.wait_converged(&first).await?;
+    repo.write("web.yaml", &rc("web", 2, TEST_IMAGE));
+    let second = repo.commit("web: 2")?;
+    berth.wait_converged(&second).await?;
+
+    // Rewrite history: the branch now leads from `first` to `third`, without `second`.
+    git(repo.path(), &["reset", "-q", "--hard", &first])?;
+    repo.write("web.yaml", &rc("web", 3, TEST_IMAGE));
+    let third = repo.commit("web: 3, rewritten")?;
+    berth.wait_converged(&third).await?;
+    let record = berth.get(&format!("/api/v1/commits/{third}")).await?;
+    assert_eq!(record["forced"], true, "{record}");
+    assert_eq!(record["outcome"], "applied");
+    let pods = berth.get("/api/v1/pods").await?;
+    assert_eq!(pods.as_array().map(Vec::len), Some(3));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_that_cannot_be_pulled_marks_its_pod_and_holds_up_nothing_else() -> Result<()> {
+    let engine = start_engine("host-p").await?;
+    let repo = Repo::new()?;
+    // Port 1 on loopback: the pull fails at once, and nothing outside this machine is asked.
+    repo.write("web.yaml", &rc("web", 2, TEST_IMAGE))
+        .write("ghost.yaml", &rc("ghost", 1, "127.0.0.1:1/berth/missing:1"));
+    let sha = repo.commit("web and a ghost")?;
+    let data = tempfile::tempdir()?;
+    let berth = Berth::start(
+        repo.path(),
+        data.path(),
+        &[format!("a={}", engine.endpoint)],
+    )
+    .await?;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let pods = loop {
+        let pods = berth.get("/api/v1/pods").await?;
+        let list = pods.as_array().cloned().unwrap_or_default();
+        let web_running = list
+            .iter()
+            .filter(|p| p["owner"] == "web" && p["phase"] == "Running")
+            .count();
+        let ghost = list.iter().find(|p| p["owner"] == "ghost");
+        if web_running == 2 && ghost.is_some_and(|g| g["phase"] == "ErrImagePull") {
+            break list;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pods never settled: {pods}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let ghost = pods.iter().find(|p| p["owner"] == "ghost").unwrap();
+    assert!(
+        ghost["reason"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1:1/berth/missing:1"),
+        "{ghost}"
+    );
+    let status = berth.status().await?;
+    assert_eq!(status["commit"], sha);
+    assert_eq!(status["converged"], false);
+
+    // Removing the ghost lets the tree converge.
+    repo.remove("ghost.yaml");
+    let fixed = repo.commit("drop the ghost")?;
+    berth.wait_converged(&fixed).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reads_a_live_controller() -> Result<()> {
+    let engine = start_engine("host-c").await?;
+    let repo = Repo::new()?;
+    repo.write("web.yaml", &rc("web", 2, TEST_IMAGE));
+    let sha = repo.commit("web: 2\n\nwith a body")?;
+    let data = tempfile::tempdir()?;
+    let berth = Berth::start(
+        repo.path(),
+        data.path(),
+        &[format!("a={}", engine.endpoint)],
+    )
+    .await?;
+    berth.wait_converged(&sha).await?;
+    let server = format!("http://{}", berth.addr);
+
+    let (code, out, err) = berth_cli(&["status", "--server", &server]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("commit:      {sha}")), "{out}");
+    assert!(out.contains("converged:   true"), "{out}");
+    assert!(out.contains("nodes ready: 1/1"), "{out}");
+
+    let (code, out, _) = berth_cli(&["get", "pods", "--server", &server]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("NAMESPACE   NAME"), "{out}");
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains(" web ") && l.contains("Running") && l.contains("1/1")),
+        "{out}"
+    );
+
+    let (code, out, _) = berth_cli(&["get", "rc", "-o", "json", "--server", &server]);
+    assert_eq!(code, 0);
+    let rcs: Value = serde_json::from_str(&out)?;
+    assert_eq!(rcs[0]["ready"], 2);
+
+    let (code, out, _) = berth_cli(&["get", "commits", "--server", &server]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&sha[..12]) && out.contains("applied") && out.contains("web: 2"),
+        "{out}"
+    );
+
+    let (code, out, _) = berth_cli(&["describe", "commit", &sha[..8], "--server", &server]);
+    assert_eq!(code, 0);
+    assert!(out.contains(&format!("Commit:     {sha}")), "{out}");
+    assert!(out.contains("  with a body"), "{out}");
+    assert!(
+        out.lines()
+            .filter(|l| l.starts_with("  create default/web-"))
+            .count()
+            == 2,
+        "{out}"
+    );
+
+    let (code, _, err) = berth_cli(&["describe", "commit", "0000000", "--server", &server]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("404") && err.contains("no commit 0000000"),
+        "{err}"
+    );
+
+    let resp = reqwest::Client::new()
+        .post(format!("{server}/api/v1/pods"))
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 405);
+    let resp = reqwest::get(format!("{server}/api/v1/nope")).await?;
+    assert_eq!(resp.status().as_u16(), 404);
+    let body: Value = resp.json().await?;
+    assert!(body["error"].is_string());
+    Ok(())
+}
+
+#[test]
+fn serve_refuses_bad_settings_with_a_clear_message() {
+    let (code, _, err) = berth_cli(&["serve"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--repo: required"), "{err}");
+
+    let (code, _, err) = berth_cli(&["serve", "--repo", "/tmp", "--poll", "soon"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--poll: \"soon\" is not a duration"), "{err}");
+
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path().join("data");
+    let (code, _, err) = berth_cli(&[
+        "serve",
+        "--repo",
+        "/nonexistent/berth-repo",
+        "--data-dir",
+        d.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/nonexistent/berth-repo"), "{err}");
+
+    let (code, _, err) = berth_cli(&[
+        "serve",
+        "--repo",
+        "/tmp",
+        "--data-dir",
+        "/proc/berth-data",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("data directory /proc/berth-data"), "{err}");
+}
+
+#[test]
+fn serve_help_lists_every_setting() {
+    let (code, out, _) = berth_cli(&["serve", "--help"]);
+    assert_eq!(code, 0);
+    for flag in [
+        "--repo",
+        "--branch",
+        "--path",
+        "--node",
+        "--docker-tls-dir",
+        "--data-dir",
+        "--listen",
+        "--poll",
+        "--resync",
+        "--config",
+    ] {
+        assert!(out.contains(flag), "{flag} missing from serve --help");
+    }
+    assert!(out.contains("BERTH_REPO"), "{out}");
+}
