@@ -87,12 +87,11 @@ impl Controller {
         // A remote that is merely down is retried, but a local repository that does not exist
         // is a typo in the settings: say so now rather than poll it forever.
         let local = config.repo.strip_prefix("file://").unwrap_or(&config.repo);
-        if !config.repo.contains("://") || config.repo.starts_with("file://") {
-            if !std::path::Path::new(local).exists() {
-                return Err(ControllerError::NoRepository {
-                    path: local.to_string(),
-                });
-            }
+        let is_local = !config.repo.contains("://") || config.repo.starts_with("file://");
+        if is_local && !std::path::Path::new(local).exists() {
+            return Err(ControllerError::NoRepository {
+                path: local.to_string(),
+            });
         }
         let git = Syncer::open_or_clone(&config.repo, &config.branch, &data.join("git")).await?;
         match git.fetch().await {
