@@ -262,3 +262,42 @@ fn serve_help_lists_every_setting() {
     }
     assert!(out.contains("BERTH_REPO"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_git_remote_that_goes_away_is_reported_and_followed_again_when_back() -> Result<()> {
+    let engine = start_engine("host-g").await?;
+    let repo = Repo::new()?;
+    repo.write("web.yaml", &rc("web", 1, TEST_IMAGE));
+    let first = repo.commit("web: 1")?;
+    let data = tempfile::tempdir()?;
+    let berth = Berth::start(
+        repo.path(),
+        data.path(),
+        &[format!("a={}", engine.endpoint)],
+    )
+    .await?;
+    berth.wait_converged(&first).await?;
+
+    let away = repo.path().with_extension("away");
+    std::fs::rename(repo.path(), &away)?;
+    let status = berth
+        .wait_for("git failure in status", |s| s["git"]["ok"] == false)
+        .await?;
+    assert!(
+        status["git"]["error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{status}"
+    );
+    assert_eq!(
+        status["converged"], true,
+        "the running state is kept while Git is away"
+    );
+    std::fs::rename(&away, repo.path())?;
+
+    repo.write("web.yaml", &rc("web", 2, TEST_IMAGE));
+    let second = repo.commit("web: 2")?;
+    let status = berth.wait_converged(&second).await?;
+    assert_eq!(status["git"]["ok"], true);
+    Ok(())
+}

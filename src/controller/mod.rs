@@ -151,6 +151,7 @@ impl Controller {
     async fn sync_loop(self: Arc<Self>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(self.config.poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_error: Option<String> = None;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -159,8 +160,20 @@ impl Controller {
             if !self.raft.is_leader() {
                 continue;
             }
-            if let Err(e) = self.sync_once().await {
-                tracing::warn!("sync: {}", error_chain(&e));
+            // Said once per change, not once per poll: a remote down for an hour is one line.
+            match self.sync_once().await {
+                Ok(()) => {
+                    if last_error.take().is_some() {
+                        tracing::info!("sync: Git works again");
+                    }
+                }
+                Err(e) => {
+                    let msg = error_chain(&e);
+                    if last_error.as_ref() != Some(&msg) {
+                        tracing::warn!("sync: {msg}");
+                        last_error = Some(msg);
+                    }
+                }
             }
         }
     }
