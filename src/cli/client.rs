@@ -5,6 +5,14 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
+/// `println!` that does not panic when stdout is closed early (`berth get pods | head -1`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
     /// Status API of a berth controller.
@@ -137,21 +145,21 @@ pub async fn status(args: &StatusArgs) -> ExitCode {
         async {
             let v = fetch(&args.server.server, "/api/v1/status").await?;
             if let Output::Json = args.output {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
                 return Ok(());
             }
-            println!("repository:  {} ({})", s(&v, "repo"), s(&v, "branch"));
-            println!("commit:      {}", s(&v, "commit"));
-            println!("converged:   {}", s(&v, "converged"));
-            println!(
+            say!("repository:  {} ({})", s(&v, "repo"), s(&v, "branch"));
+            say!("commit:      {}", s(&v, "commit"));
+            say!("converged:   {}", s(&v, "converged"));
+            say!(
                 "nodes ready: {}/{}",
                 s(&v, "nodes_ready"),
                 s(&v, "nodes_total")
             );
-            println!("leader:      {}", s(&v, "leader"));
+            say!("leader:      {}", s(&v, "leader"));
             let git = &v["git"];
             if git["ok"] == Value::Bool(false) {
-                println!("git:         failing: {}", s(git, "error"));
+                say!("git:         failing: {}", s(git, "error"));
             }
             Ok(())
         }
@@ -171,7 +179,7 @@ pub async fn get(args: &GetArgs) -> ExitCode {
         async {
             let v = fetch(&args.server.server, path).await?;
             if let Output::Json = args.output {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
                 return Ok(());
             }
             let items = v.as_array().cloned().unwrap_or_default();
@@ -303,7 +311,7 @@ pub async fn get(args: &GetArgs) -> ExitCode {
                         .collect(),
                 ),
             };
-            println!("{out}");
+            say!("{out}");
             Ok(())
         }
         .await,
@@ -319,25 +327,25 @@ pub async fn describe(args: &DescribeArgs) -> ExitCode {
             )
             .await?;
             if let Output::Json = args.output {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
                 return Ok(());
             }
-            println!("Commit:     {}", s(&v, "sha"));
-            println!("Outcome:    {}", s(&v, "outcome"));
-            println!("Author:     {}", s(&v, "author"));
-            println!("Time:       {}", s(&v, "time"));
-            println!("Seen:       {}", s(&v, "seen_at"));
-            println!("Applied:    {}", s(&v, "applied_at"));
-            println!("Converged:  {}", s(&v, "converged_at"));
+            say!("Commit:     {}", s(&v, "sha"));
+            say!("Outcome:    {}", s(&v, "outcome"));
+            say!("Author:     {}", s(&v, "author"));
+            say!("Time:       {}", s(&v, "time"));
+            say!("Seen:       {}", s(&v, "seen_at"));
+            say!("Applied:    {}", s(&v, "applied_at"));
+            say!("Converged:  {}", s(&v, "converged_at"));
             if v["forced"] == Value::Bool(true) {
-                println!("Forced:     yes (the branch was force-pushed to this commit)");
+                say!("Forced:     yes (the branch was force-pushed to this commit)");
             }
             if v["unchanged"] == Value::Bool(true) {
-                println!("Unchanged:  yes (no manifest changed; nothing was done)");
+                say!("Unchanged:  yes (no manifest changed; nothing was done)");
             }
-            println!("Message:");
+            say!("Message:");
             for l in s(&v, "message").lines() {
-                println!("  {l}");
+                say!("  {l}");
             }
             let list = |key: &str| -> Vec<String> {
                 v[key]
@@ -349,15 +357,15 @@ pub async fn describe(args: &DescribeArgs) -> ExitCode {
             };
             let errors = list("errors");
             if !errors.is_empty() {
-                println!("Errors:");
+                say!("Errors:");
                 for e in errors {
-                    println!("  {e}");
+                    say!("  {e}");
                 }
             }
             let plan = list("plan");
-            println!("Plan:{}", if plan.is_empty() { " (no steps)" } else { "" });
+            say!("Plan:{}", if plan.is_empty() { " (no steps)" } else { "" });
             for p in plan {
-                println!("  {p}");
+                say!("  {p}");
             }
             Ok(())
         }

@@ -33,7 +33,13 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
     };
     match load_files(&files) {
         Ok(m) => {
-            println!("{} objects in {} files: valid", m.len(), files.len());
+            // Ignored write error: stdout closed early (`| head`) is not a validation failure.
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "{} objects in {} files: valid",
+                m.len(),
+                files.len()
+            );
             ExitCode::SUCCESS
         }
         Err(problems) => {
