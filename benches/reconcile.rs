@@ -12,6 +12,9 @@
 //! 3. CPU of a no-change poll (`--poll 200ms`, resync out of the way) from /proc/<pid>/stat;
 //! 4. idle RSS (VmRSS, VmHWM) after converging on a 3-pod app.
 //!
+//! For scale, the engine's own floor is timed first, without berth: `docker create` + `start`
+//! of a plain `sleep` container, and the `info` and `ps` calls every reconcile pass makes.
+//!
 //! Run with `cargo bench --bench reconcile`; figures are recorded in BENCHMARKS.md. Medians and
 //! p99 use the nearest rank, so with fewer than 100 samples p99 is the maximum.
 
@@ -26,7 +29,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::models::ContainerCreateBody;
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    StartContainerOptions,
+};
 use bollard::Docker;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -37,6 +44,7 @@ use support::{start_engine, TEST_IMAGE};
 /// (replicas, trials) for figure 1: a few minutes in all on a 2-core machine.
 const SCALES: [(u32, usize); 3] = [(1, 10), (10, 5), (50, 3)];
 const HEAL_TRIALS: usize = 20;
+const FLOOR_TRIALS: usize = 10;
 const HEAL_REPLICAS: u32 = 3;
 /// How often the bench looks at the status API and at the engine while timing.
 const WATCH: Duration = Duration::from_millis(10);
@@ -88,7 +96,7 @@ async fn main() -> Result<()> {
         env!("CARGO_BIN_EXE_berth"),
     );
     let node = format!("a={}", engine.endpoint);
-    let mut rows: Vec<Row> = Vec::new();
+    let mut rows = engine_floor(&docker).await?;
 
     // Figures 1 and 2, on one controller with the poll of figure 3 and the default resync.
     let repo = Repo::new()?;
@@ -98,11 +106,11 @@ async fn main() -> Result<()> {
     let serve = Serve::start(repo.path(), &node, &["--poll", POLL]).await?;
     serve.wait_converged(&first).await?;
     // Warm-up, not counted: the first container on a fresh engine sets up its bridge.
-    scale_trial(&serve, &repo, &docker, 1).await?;
+    scale_trial(&serve, &repo, &docker, 1, 0).await?;
     for (replicas, trials) in SCALES {
         let (mut berth, mut wall) = (Vec::new(), Vec::new());
-        for _ in 0..trials {
-            let (b, w) = scale_trial(&serve, &repo, &docker, replicas).await?;
+        for trial in 0..trials {
+            let (b, w) = scale_trial(&serve, &repo, &docker, replicas, trial).await?;
             eprintln!(
                 "  {replicas} replicas: seen→converged {b:.0} ms, commit→converged {w:.0} ms"
             );
@@ -203,16 +211,61 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
+/// Times `docker create` + `start` of a plain container (then removed), `info` and a labelled
+/// `ps`, straight from the bench: what any controller pays on this engine.
+async fn engine_floor(docker: &Docker) -> Result<Vec<Row>> {
+    let (mut run, mut info, mut list) = (Vec::new(), Vec::new(), Vec::new());
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+    // One more than counted: the first container on a fresh engine sets up its bridge.
+    for trial in 0..=FLOOR_TRIALS {
+        let body = ContainerCreateBody {
+            image: Some(TEST_IMAGE.into()),
+            cmd: Some(vec!["sleep".into(), "3600".into()]),
+            ..Default::default()
+        };
+        let name = format!("floor-{trial}");
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let started = Instant::now();
+        let id = docker.create_container(Some(options), body).await?.id;
+        docker
+            .start_container(&id, None::<StartContainerOptions>)
+            .await?;
+        let elapsed = ms(started);
+        let started = Instant::now();
+        docker.info().await?;
+        let info_ms = ms(started);
+        let started = Instant::now();
+        running_of(docker, "io.berth.owner=bench").await?;
+        let list_ms = ms(started);
+        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        docker.remove_container(&id, Some(options)).await?;
+        if trial > 0 {
+            run.push(elapsed);
+            info.push(info_ms);
+            list.push(list_ms);
+        }
+    }
+    Ok(vec![
+        Row::new("engine alone: docker create + start", run),
+        Row::new("engine alone: docker info", info),
+        Row::new("engine alone: docker ps (label filter)", list),
+    ])
+}
+
 /// Scales `bench` to 0 (untimed), then to `replicas`: (seen→converged, commit→converged) in ms.
+/// The commit is delayed by 0-180 ms, varying with `trial`: each trial begins right after a
+/// convergence, which follows a poll, and would otherwise always land at the same poll phase.
 async fn scale_trial(
     serve: &Serve,
     repo: &Repo,
     docker: &Docker,
     replicas: u32,
+    trial: usize,
 ) -> Result<(f64, f64)> {
     repo.write(RC_FILE, &rc("bench", 0));
     let down = repo.commit("bench: 0")?;
     serve.wait_converged(&down).await?;
+    tokio::time::sleep(Duration::from_millis(trial as u64 * 7 % 10 * 20)).await;
     repo.write(RC_FILE, &rc("bench", replicas));
     let started = Instant::now();
     let up = repo.commit(&format!("bench: {replicas}"))?;

@@ -13,32 +13,11 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use serde_json::Value;
 
-use support::berth::{Berth, Repo};
-use support::{start_engine, Engine, TEST_IMAGE};
+use support::berth::{rc_yaml, Setup};
+use support::TEST_IMAGE;
 
 fn rc(name: &str, replicas: u32, version: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: ReplicationController
-metadata:
-  name: {name}
-spec:
-  replicas: {replicas}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: main
-        image: {TEST_IMAGE}
-        command: [sleep, \"3600\"]
-        env:
-        - {{name: VERSION, value: \"{version}\"}}
-        resources:
-          limits: {{cpu: 100m, memory: 32Mi}}
-"
-    )
+    rc_yaml(name, replicas, TEST_IMAGE, version)
 }
 
 fn pod(name: &str) -> String {
@@ -102,40 +81,19 @@ fn ids_of(seen: &[Seen], owner: &str) -> BTreeSet<String> {
         .collect()
 }
 
-struct World {
-    engine: Engine,
-    repo: Repo,
-    _data: tempfile::TempDir,
-    berth: Berth,
-}
-
 /// A private engine, a repository with `web` (2 replicas), `cache` (1) and the Pod `solo`, and
 /// berth converged on its first commit.
-async fn world() -> Result<(World, String)> {
-    let engine = start_engine("host-a").await?;
-    let repo = Repo::new()?;
-    repo.write("apps/web.yaml", &rc("web", 2, "1"))
-        .write("apps/cache.yaml", &rc("cache", 1, "1"))
-        .write("apps/solo.yaml", &pod("solo"))
-        .write("README.md", "shop manifests\n");
-    let sha = repo.commit("first deploy")?;
-    let data = tempfile::tempdir()?;
-    let berth = Berth::start(
-        repo.path(),
-        data.path(),
-        &[format!("a={}", engine.endpoint)],
-    )
-    .await?;
-    berth.wait_converged(&sha).await?;
-    Ok((
-        World {
-            engine,
-            repo,
-            _data: data,
-            berth,
-        },
-        sha,
-    ))
+async fn world() -> Result<(Setup, String)> {
+    let files = [
+        ("apps/web.yaml", rc("web", 2, "1")),
+        ("apps/cache.yaml", rc("cache", 1, "1")),
+        ("apps/solo.yaml", pod("solo")),
+        ("README.md", "shop manifests\n".to_string()),
+    ];
+    let w = Setup::start("host-a", &files).await?;
+    w.berth.wait_converged(&w.first).await?;
+    let sha = w.first.clone();
+    Ok((w, sha))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,28 +8,11 @@ use std::process::Command;
 use anyhow::Result;
 use serde_json::Value;
 
-use support::berth::{git, Berth, Repo};
-use support::{start_engine, TEST_IMAGE};
+use support::berth::{git, rc_yaml, Setup};
+use support::TEST_IMAGE;
 
 fn rc(name: &str, replicas: u32, image: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: ReplicationController
-metadata:
-  name: {name}
-spec:
-  replicas: {replicas}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: main
-        image: {image}
-        command: [sleep, \"3600\"]
-"
-    )
+    rc_yaml(name, replicas, image, "1")
 }
 
 fn berth_cli(args: &[&str]) -> (i32, String, String) {
@@ -46,17 +29,8 @@ fn berth_cli(args: &[&str]) -> (i32, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_force_push_is_followed_and_recorded() -> Result<()> {
-    let engine = start_engine("host-f").await?;
-    let repo = Repo::new()?;
-    repo.write("web.yaml", &rc("web", 1, TEST_IMAGE));
-    let first = repo.commit("web: 1")?;
-    let data = tempfile::tempdir()?;
-    let berth = Berth::start(
-        repo.path(),
-        data.path(),
-        &[format!("a={}", engine.endpoint)],
-    )
-    .await?;
+    let w = Setup::start("host-f", &[("web.yaml", rc("web", 1, TEST_IMAGE))]).await?;
+    let (repo, berth, first) = (&w.repo, &w.berth, w.first.clone());
     berth.wait_converged(&first).await?;
     repo.write("web.yaml", &rc("web", 2, TEST_IMAGE));
     let second = repo.commit("web: 2")?;
@@ -77,19 +51,13 @@ async fn a_force_push_is_followed_and_recorded() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_image_that_cannot_be_pulled_marks_its_pod_and_holds_up_nothing_else() -> Result<()> {
-    let engine = start_engine("host-p").await?;
-    let repo = Repo::new()?;
     // Port 1 on loopback: the pull fails at once, and nothing outside this machine is asked.
-    repo.write("web.yaml", &rc("web", 2, TEST_IMAGE))
-        .write("ghost.yaml", &rc("ghost", 1, "127.0.0.1:1/berth/missing:1"));
-    let sha = repo.commit("web and a ghost")?;
-    let data = tempfile::tempdir()?;
-    let berth = Berth::start(
-        repo.path(),
-        data.path(),
-        &[format!("a={}", engine.endpoint)],
-    )
-    .await?;
+    let files = [
+        ("web.yaml", rc("web", 2, TEST_IMAGE)),
+        ("ghost.yaml", rc("ghost", 1, "127.0.0.1:1/berth/missing:1")),
+    ];
+    let w = Setup::start("host-p", &files).await?;
+    let (repo, berth, sha) = (&w.repo, &w.berth, w.first.clone());
 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let pods = loop {
@@ -130,17 +98,10 @@ async fn an_image_that_cannot_be_pulled_marks_its_pod_and_holds_up_nothing_else(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_reads_a_live_controller() -> Result<()> {
-    let engine = start_engine("host-c").await?;
-    let repo = Repo::new()?;
+    let w = Setup::start("host-c", &[("web.yaml", rc("web", 1, TEST_IMAGE))]).await?;
+    let (repo, berth) = (&w.repo, &w.berth);
     repo.write("web.yaml", &rc("web", 2, TEST_IMAGE));
     let sha = repo.commit("web: 2\n\nwith a body")?;
-    let data = tempfile::tempdir()?;
-    let berth = Berth::start(
-        repo.path(),
-        data.path(),
-        &[format!("a={}", engine.endpoint)],
-    )
-    .await?;
     berth.wait_converged(&sha).await?;
     let server = format!("http://{}", berth.addr);
 
@@ -178,13 +139,12 @@ async fn the_cli_reads_a_live_controller() -> Result<()> {
     assert_eq!(code, 0);
     assert!(out.contains(&format!("Commit:     {sha}")), "{out}");
     assert!(out.contains("  with a body"), "{out}");
-    assert!(
-        out.lines()
-            .filter(|l| l.starts_with("  create default/web-"))
-            .count()
-            == 2,
-        "{out}"
-    );
+    // Scaling 1 -> 2: this commit's plan created exactly one replica.
+    let creates = out
+        .lines()
+        .filter(|l| l.starts_with("  create default/web-"))
+        .count();
+    assert_eq!(creates, 1, "{out}");
 
     let (code, _, err) = berth_cli(&["describe", "commit", "0000000", "--server", &server]);
     assert_eq!(code, 1);
@@ -265,17 +225,8 @@ fn serve_help_lists_every_setting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_git_remote_that_goes_away_is_reported_and_followed_again_when_back() -> Result<()> {
-    let engine = start_engine("host-g").await?;
-    let repo = Repo::new()?;
-    repo.write("web.yaml", &rc("web", 1, TEST_IMAGE));
-    let first = repo.commit("web: 1")?;
-    let data = tempfile::tempdir()?;
-    let berth = Berth::start(
-        repo.path(),
-        data.path(),
-        &[format!("a={}", engine.endpoint)],
-    )
-    .await?;
+    let w = Setup::start("host-g", &[("web.yaml", rc("web", 1, TEST_IMAGE))]).await?;
+    let (repo, berth, first) = (&w.repo, &w.berth, w.first.clone());
     berth.wait_converged(&first).await?;
 
     let away = repo.path().with_extension("away");

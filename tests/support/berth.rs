@@ -11,8 +11,78 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+use super::engines::{start_engine, Engine, TEST_IMAGE};
 use serde_json::Value;
 use tempfile::TempDir;
+
+/// A ReplicationController of `sleep` containers that stop at once (grace 1 s). `version` goes
+/// into the environment, so changing it changes the pod spec.
+pub fn rc_yaml(name: &str, replicas: u32, image: &str, version: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: {name}
+spec:
+  replicas: {replicas}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: {image}
+        command: [sleep, \"3600\"]
+        env:
+        - {{name: VERSION, value: \"{version}\"}}
+        resources:
+          limits: {{cpu: 100m, memory: 32Mi}}
+"
+    )
+}
+
+/// An RC of the test image, version 1.
+pub fn rc(name: &str, replicas: u32) -> String {
+    rc_yaml(name, replicas, TEST_IMAGE, "1")
+}
+
+/// What most end-to-end tests start from: a private engine, a repository with `files`
+/// committed, and berth serving it (not yet awaited: see `Berth::wait_converged`).
+pub struct Setup {
+    pub engine: Engine,
+    pub repo: Repo,
+    pub berth: Berth,
+    /// The first commit.
+    pub first: String,
+    _data: TempDir,
+}
+
+impl Setup {
+    pub async fn start(engine_name: &str, files: &[(&str, String)]) -> Result<Setup> {
+        let engine = start_engine(engine_name).await?;
+        let repo = Repo::new()?;
+        for (path, text) in files {
+            repo.write(path, text);
+        }
+        let first = repo.commit("first deploy")?;
+        let data = tempfile::tempdir()?;
+        let berth = Berth::start(
+            repo.path(),
+            data.path(),
+            &[format!("a={}", engine.endpoint)],
+        )
+        .await?;
+        Ok(Setup {
+            engine,
+            repo,
+            berth,
+            first,
+            _data: data,
+        })
+    }
+}
 
 /// A Git repository in a temp dir, driven with the git CLI.
 pub struct Repo {

@@ -274,6 +274,34 @@ impl<'n> Fields<'n> {
         Some(entry.1).filter(|v| !v.is_null())
     }
 
+    /// The value of `key` when it is one of `choices` (case-sensitive, as in Kubernetes); any
+    /// other value is reported with the accepted ones.
+    pub fn take_enum<T: Copy>(
+        &mut self,
+        ctx: &mut Ctx,
+        key: &'static str,
+        choices: &[(&str, T)],
+    ) -> Option<T> {
+        let node = self.take(key)?;
+        let path = self.path_of(key);
+        let value = ctx.string(node, &path)?;
+        if let Some((_, v)) = choices.iter().find(|(name, _)| *name == value) {
+            return Some(*v);
+        }
+        let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+        let expected = match names.split_last() {
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        ctx.error(
+            node,
+            &path,
+            format!("unsupported value {value:?}: expected {expected}"),
+        );
+        None
+    }
+
     /// Where `key` itself is written (the mapping's position if absent): for problems with the
     /// field as a whole rather than with its value.
     pub fn key_pos(&self, key: &str) -> Pos {

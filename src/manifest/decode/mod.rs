@@ -280,35 +280,23 @@ fn service(ctx: &mut Ctx, f: &mut Fields, origin: Origin) -> Option<Service> {
             Vec::new()
         }
     };
+    // LoadBalancer is read as NodePort: a Docker host has no cloud load balancer to ask for.
     let type_ = s
-        .take("type")
-        .and_then(|n| {
-            let p = s.path_of("type");
-            match ctx.string(n, &p)?.as_str() {
-                "ClusterIP" => Some(ServiceType::ClusterIP),
-                "NodePort" | "LoadBalancer" => Some(ServiceType::NodePort),
-                other => {
-                    ctx.error(n, &p, format!("unsupported type {other:?}: expected ClusterIP, NodePort or LoadBalancer"));
-                    None
-                }
-            }
-        })
+        .take_enum(
+            ctx,
+            "type",
+            &[
+                ("ClusterIP", ServiceType::ClusterIP),
+                ("NodePort", ServiceType::NodePort),
+                ("LoadBalancer", ServiceType::NodePort),
+            ],
+        )
         .unwrap_or(ServiceType::ClusterIP);
-    let affinity = s.take("sessionAffinity").and_then(|n| {
-        let p = s.path_of("sessionAffinity");
-        match ctx.string(n, &p)?.as_str() {
-            "None" => Some(false),
-            "ClientIP" => Some(true),
-            other => {
-                ctx.error(
-                    n,
-                    &p,
-                    format!("unsupported value {other:?}: expected None or ClientIP"),
-                );
-                None
-            }
-        }
-    });
+    let affinity = s.take_enum(
+        ctx,
+        "sessionAffinity",
+        &[("None", false), ("ClientIP", true)],
+    );
     let timeout = s
         .take("sessionAffinityConfig")
         .and_then(|n| affinity_timeout(ctx, n, &s.path_of("sessionAffinityConfig")));

@@ -54,23 +54,15 @@ pub fn pod_spec(ctx: &mut Ctx, node: &Node, path: &str) -> Option<PodSpec> {
         }
     };
     let restart_policy = f
-        .take("restartPolicy")
-        .and_then(|n| {
-            let p = f.path_of("restartPolicy");
-            match ctx.string(n, &p)?.as_str() {
-                "Always" => Some(RestartPolicy::Always),
-                "OnFailure" => Some(RestartPolicy::OnFailure),
-                "Never" => Some(RestartPolicy::Never),
-                other => {
-                    ctx.error(
-                        n,
-                        &p,
-                        format!("unsupported value {other:?}: expected Always, OnFailure or Never"),
-                    );
-                    None
-                }
-            }
-        })
+        .take_enum(
+            ctx,
+            "restartPolicy",
+            &[
+                ("Always", RestartPolicy::Always),
+                ("OnFailure", RestartPolicy::OnFailure),
+                ("Never", RestartPolicy::Never),
+            ],
+        )
         .unwrap_or(RestartPolicy::Always);
     let node_selector = f
         .take("nodeSelector")
@@ -230,22 +222,15 @@ fn container(ctx: &mut Ctx, node: &Node, path: &str, volumes: &HashSet<&str>) ->
         .take("resources")
         .map(|n| resources(ctx, n, &f.path_of("resources")))
         .unwrap_or_default();
-    let pull = f.take("imagePullPolicy").and_then(|n| {
-        let p = f.path_of("imagePullPolicy");
-        match ctx.string(n, &p)?.as_str() {
-            "Always" => Some(PullPolicy::Always),
-            "IfNotPresent" => Some(PullPolicy::IfNotPresent),
-            "Never" => Some(PullPolicy::Never),
-            other => {
-                ctx.error(
-                    n,
-                    &p,
-                    format!("unsupported value {other:?}: expected Always, IfNotPresent or Never"),
-                );
-                None
-            }
-        }
-    });
+    let pull = f.take_enum(
+        ctx,
+        "imagePullPolicy",
+        &[
+            ("Always", PullPolicy::Always),
+            ("IfNotPresent", PullPolicy::IfNotPresent),
+            ("Never", PullPolicy::Never),
+        ],
+    );
     let volume_mounts = f
         .take("volumeMounts")
         .map(|n| volume_mounts(ctx, n, &f.path_of("volumeMounts"), volumes))
