@@ -247,8 +247,10 @@ type Look<'h> = (
     Result<crate::docker::NodeInfo, DockerError>,
 );
 
+/// Both calls at once: this sits on the self-heal path (event → observe → plan → create).
 async fn look(h: &DockerHost) -> Look<'_> {
-    (h, h.list_managed().await, h.info().await)
+    let (list, info) = tokio::join!(h.list_managed(), h.info());
+    (h, list, info)
 }
 
 pub fn pod_key(namespace: &str, name: &str) -> String {
