@@ -55,24 +55,7 @@ const CPU_WINDOW: Duration = Duration::from_secs(30);
 const RC_FILE: &str = "apps/bench.yaml";
 
 fn rc(name: &str, replicas: u32) -> String {
-    format!(
-        "apiVersion: v1
-kind: ReplicationController
-metadata:
-  name: {name}
-spec:
-  replicas: {replicas}
-  template:
-    metadata:
-      labels: {{app: {name}}}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: main
-        image: {TEST_IMAGE}
-        command: [sleep, \"3600\"]
-"
-    )
+    support::berth::rc_yaml(name, replicas, TEST_IMAGE, "1")
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

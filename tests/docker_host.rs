@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use berth::docker::{ContainerEvent, DockerError, DockerHost};
 use berth::manifest::{
-    Container, ContainerPort, PodSpec, Protocol, PullPolicy, Resources, RestartPolicy, Volume,
-    VolumeMount, VolumeSource,
+    Container, ContainerPort, PodSpec, Protocol, PullPolicy, RestartPolicy, Volume, VolumeMount,
+    VolumeSource,
 };
 use berth::reconcile::{labels, DesiredPod};
 use bollard::exec::{StartExecOptions, StartExecResults};
@@ -35,18 +35,9 @@ const PATIENCE: Duration = Duration::from_secs(20);
 /// A busybox container running `script` with `sh -c`.
 fn sh(name: &str, script: &str) -> Container {
     Container {
-        name: name.into(),
-        image: TEST_IMAGE.into(),
         command: vec!["sh".into(), "-c".into()],
         args: vec![script.into()],
-        working_dir: None,
-        env: vec![],
-        ports: vec![],
-        resources: Resources::default(),
-        image_pull_policy: PullPolicy::IfNotPresent,
-        volume_mounts: vec![],
-        liveness_probe: None,
-        readiness_probe: None,
+        ..Container::new(name, TEST_IMAGE)
     }
 }
 

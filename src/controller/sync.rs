@@ -89,15 +89,7 @@ impl Controller {
         let files = match self.git.read_tree(head, &self.config.path).await {
             Ok(files) => files,
             Err(e @ SyncError::SubdirNotFound { .. }) => {
-                let errors = vec![error_chain(&e)];
-                self.raft
-                    .propose(Command::Reject {
-                        sha,
-                        errors,
-                        at: now_millis(),
-                    })
-                    .await?;
-                return Ok(());
+                return self.reject(sha, vec![error_chain(&e)]).await
             }
             Err(e) => return Err(e.into()),
         };
@@ -110,15 +102,8 @@ impl Controller {
             .collect();
         match load_files(&files) {
             Err(problems) => {
-                tracing::warn!(commit = %sha, problems = problems.len(), "commit rejected: running state left as it was");
                 let errors = problems.iter().map(ToString::to_string).collect();
-                self.raft
-                    .propose(Command::Reject {
-                        sha,
-                        errors,
-                        at: now_millis(),
-                    })
-                    .await?;
+                self.reject(sha, errors).await?;
             }
             Ok(desired) => {
                 // "Changes no manifest": the decoded objects are identical (comments, README files
@@ -147,6 +132,19 @@ impl Controller {
                 self.wake.notify_one();
             }
         }
+        Ok(())
+    }
+
+    /// Records the head as rejected with every problem; the desired state stays as it was.
+    async fn reject(&self, sha: String, errors: Vec<String>) -> Result<(), ControllerError> {
+        tracing::warn!(commit = %sha, problems = errors.len(), "commit rejected: running state left as it was");
+        self.raft
+            .propose(Command::Reject {
+                sha,
+                errors,
+                at: now_millis(),
+            })
+            .await?;
         Ok(())
     }
 

@@ -1,24 +1,9 @@
 use super::*;
 use crate::manifest::quantity::{Cpu, Memory};
-use crate::manifest::{
-    Container, ContainerPort, EnvVar, PodSpec, Protocol, PullPolicy, Resources, Volume, VolumeMount,
-};
+use crate::manifest::{Container, ContainerPort, EnvVar, PodSpec, Protocol, Volume, VolumeMount};
 
 fn container(name: &str) -> Container {
-    Container {
-        name: name.into(),
-        image: "berth-test/busybox:1".into(),
-        command: vec![],
-        args: vec![],
-        working_dir: None,
-        env: vec![],
-        ports: vec![],
-        resources: Resources::default(),
-        image_pull_policy: PullPolicy::IfNotPresent,
-        volume_mounts: vec![],
-        liveness_probe: None,
-        readiness_probe: None,
-    }
+    Container::new(name, "berth-test/busybox:1")
 }
 
 fn pod(containers: Vec<Container>) -> DesiredPod {

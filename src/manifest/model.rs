@@ -127,6 +127,26 @@ pub struct Container {
     pub readiness_probe: Option<Probe>,
 }
 
+impl Container {
+    /// A container with only a name and an image, every other field at its Kubernetes default.
+    pub fn new(name: &str, image: &str) -> Container {
+        Container {
+            name: name.to_string(),
+            image: image.to_string(),
+            command: Vec::new(),
+            args: Vec::new(),
+            working_dir: None,
+            env: Vec::new(),
+            ports: Vec::new(),
+            resources: Resources::default(),
+            image_pull_policy: PullPolicy::default_for(image),
+            volume_mounts: Vec::new(),
+            liveness_probe: None,
+            readiness_probe: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvVar {
     pub name: String,

@@ -128,22 +128,12 @@ fn should_run(policy: RestartPolicy, c: &ObservedContainer) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{Container, PodSpec, PullPolicy, Resources};
+    use crate::manifest::{Container, PodSpec, PullPolicy};
 
     fn container(name: &str) -> Container {
         Container {
-            name: name.into(),
-            image: "img:1".into(),
-            command: vec![],
-            args: vec![],
-            working_dir: None,
-            env: vec![],
-            ports: vec![],
-            resources: Resources::default(),
             image_pull_policy: PullPolicy::IfNotPresent,
-            volume_mounts: vec![],
-            liveness_probe: None,
-            readiness_probe: None,
+            ..Container::new(name, "img:1")
         }
     }
 
