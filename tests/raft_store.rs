@@ -17,21 +17,14 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 
 fn record(sha: &str) -> CommitRecord {
-    CommitRecord {
-        sha: sha.into(),
-        parents: vec![],
-        author: "A <a@example.org>".into(),
-        message: format!("commit {sha}"),
-        time: 0,
-        outcome: Outcome::Pending,
-        errors: vec![],
-        forced: false,
-        unchanged: false,
-        seen_at: 1,
-        applied_at: None,
-        converged_at: None,
-        plan: vec![],
-    }
+    CommitRecord::pending(
+        sha.into(),
+        vec![],
+        "A <a@example.org>".into(),
+        format!("commit {sha}"),
+        0,
+        1,
+    )
 }
 
 fn seen(sha: &str) -> Command {

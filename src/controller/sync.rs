@@ -162,21 +162,7 @@ impl Controller {
 }
 
 fn record(c: CommitInfo, seen_at: u64) -> CommitRecord {
-    CommitRecord {
-        sha: c.sha,
-        parents: c.parents,
-        author: c.author,
-        message: c.message,
-        time: c.time,
-        outcome: Outcome::Pending,
-        errors: Vec::new(),
-        forced: false,
-        unchanged: false,
-        seen_at,
-        applied_at: None,
-        converged_at: None,
-        plan: Vec::new(),
-    }
+    CommitRecord::pending(c.sha, c.parents, c.author, c.message, c.time, seen_at)
 }
 
 /// An error and its causes on one line.

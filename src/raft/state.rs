@@ -56,6 +56,34 @@ pub struct CommitRecord {
     pub plan: Vec<String>,
 }
 
+impl CommitRecord {
+    /// A commit just seen: `pending`, nothing applied yet.
+    pub fn pending(
+        sha: String,
+        parents: Vec<String>,
+        author: String,
+        message: String,
+        time: i64,
+        seen_at: Millis,
+    ) -> CommitRecord {
+        CommitRecord {
+            sha,
+            parents,
+            author,
+            message,
+            time,
+            outcome: Outcome::Pending,
+            errors: Vec::new(),
+            forced: false,
+            unchanged: false,
+            seen_at,
+            applied_at: None,
+            converged_at: None,
+            plan: Vec::new(),
+        }
+    }
+}
+
 /// A replica of a ReplicationController: its name (unique, never reused) and host.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Replica {
@@ -237,21 +265,14 @@ mod tests {
     use super::*;
 
     pub fn record(sha: &str) -> CommitRecord {
-        CommitRecord {
-            sha: sha.into(),
-            parents: vec![],
-            author: "A <a@example.org>".into(),
-            message: "m".into(),
-            time: 0,
-            outcome: Outcome::Pending,
-            errors: vec![],
-            forced: false,
-            unchanged: false,
-            seen_at: 1,
-            applied_at: None,
-            converged_at: None,
-            plan: vec![],
-        }
+        CommitRecord::pending(
+            sha.into(),
+            vec![],
+            "A <a@example.org>".into(),
+            "m".into(),
+            0,
+            1,
+        )
     }
 
     #[test]
