@@ -151,8 +151,8 @@ async fn main() -> Result<()> {
     let window = started.elapsed();
     let idle_after = memory(serve.pid())?;
     ensure!(
-        serve.get("/api/v1/status").await?["converged"] == true,
-        "the 3-pod app did not stay converged"
+        serve.get("/api/v1/status").await?["in_sync"] == true,
+        "the 3-pod app did not stay in sync"
     );
     serve.stop().await?;
 
@@ -297,9 +297,8 @@ async fn heal_trial(serve: &Serve, docker: &Docker, sha: &str, trial: usize) -> 
         tokio::time::sleep(WATCH).await;
     }
     let healed = started.elapsed();
-    // Let the pass that healed it, and the one after, finish before the next trial.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    serve.wait_converged(sha).await?;
+    // The next trial starts once berth sees the host in line again.
+    serve.wait_in_sync(sha).await?;
     Ok((
         healed.as_secs_f64() * 1000.0,
         removal.as_secs_f64() * 1000.0,
@@ -436,34 +435,38 @@ impl Serve {
 
     /// Polls the status API every [`WATCH`] until it reports `sha` converged (60 s at most).
     async fn wait_converged(&self, sha: &str) -> Result<()> {
+        self.wait_status(sha, "converged").await
+    }
+
+    /// Polls the status API until this controller sees every host in line with `sha` again.
+    async fn wait_in_sync(&self, sha: &str) -> Result<()> {
+        self.wait_status(sha, "in_sync").await
+    }
+
+    async fn wait_status(&self, sha: &str, flag: &str) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(s) = self.get("/api/v1/status").await {
-                if s["commit"] == sha && s["converged"] == true {
+                if s["commit"] == sha && s[flag] == true {
                     return Ok(());
                 }
             }
             if Instant::now() > deadline {
-                bail!("no convergence on {sha} within 60 s: {}", self.log_tail());
+                bail!("no {flag} on {sha} within 60 s: {}", self.log_tail());
             }
             tokio::time::sleep(WATCH).await;
         }
     }
 
-    /// The commit's record once `converged_at` is recorded: status turns converged just
-    /// before the Raft entry that records it is applied.
+    /// The commit's record: `converged` in status is read from the same committed state, so
+    /// once status says converged, the record has `converged_at`.
     async fn converged_record(&self, sha: &str) -> Result<Value> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let record = self.get(&format!("/api/v1/commits/{sha}")).await?;
-            if record["converged_at"].is_string() {
-                return Ok(record);
-            }
-            if Instant::now() > deadline {
-                bail!("{sha} has no converged_at: {record}");
-            }
-            tokio::time::sleep(WATCH).await;
-        }
+        let record = self.get(&format!("/api/v1/commits/{sha}")).await?;
+        ensure!(
+            record["converged_at"].is_string(),
+            "status said converged but {sha} has no converged_at: {record}"
+        );
+        Ok(record)
     }
 
     /// SIGTERM (by pid) and wait for a clean exit.

@@ -109,6 +109,7 @@ async fn the_cli_reads_a_live_controller() -> Result<()> {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&format!("commit:      {sha}")), "{out}");
     assert!(out.contains("converged:   true"), "{out}");
+    assert!(out.contains("in sync:     true"), "{out}");
     assert!(out.contains("nodes ready: 1/1"), "{out}");
 
     let (code, out, _) = berth_cli(&["get", "pods", "--server", &server]);

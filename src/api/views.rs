@@ -14,7 +14,14 @@ pub struct Status {
     pub is_leader: bool,
     /// Full sha of the commit whose desired state is applied, or null.
     pub commit: Option<String>,
+    /// The desired commit has converged: its history record has `converged_at`. Read from
+    /// committed state only, so it agrees with `/api/v1/commits/{sha}` at every moment and on
+    /// every controller. See `controller::converge` for the definition.
     pub converged: bool,
+    /// This controller's own observation right now: every host is seen and matches the desired
+    /// state. Live, not replicated: it goes false while a host is down or a container is being
+    /// healed, and a commit that converged stays converged.
+    pub in_sync: bool,
     pub nodes_ready: usize,
     pub nodes_total: usize,
     pub git: crate::controller::live::GitStatus,
@@ -23,12 +30,22 @@ pub struct Status {
 }
 
 pub fn status(c: &Controller) -> Status {
+    // One read of the committed state: the commit and its convergence come from the same
+    // applied entries, never from two moments.
+    let (commit, converged) = c.raft.state().read(|s| {
+        let commit = s.desired_commit.clone();
+        let converged = commit
+            .as_deref()
+            .and_then(|sha| s.commit(sha))
+            .is_some_and(|r| r.converged_at.is_some());
+        (commit, converged)
+    });
     let live = c.live.read().expect("live lock");
-    let commit = c.raft.state().read(|s| s.desired_commit.clone());
     Status {
         leader: c.raft.leader(),
         is_leader: c.raft.is_leader(),
-        converged: commit.is_some() && live.converged_on == commit,
+        in_sync: commit.is_some() && live.in_sync_on == commit,
+        converged,
         commit,
         nodes_ready: live.nodes.values().filter(|n| n.ready).count(),
         nodes_total: c.config.nodes.len(),

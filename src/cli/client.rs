@@ -151,6 +151,7 @@ pub async fn status(args: &StatusArgs) -> ExitCode {
             say!("repository:  {} ({})", s(&v, "repo"), s(&v, "branch"));
             say!("commit:      {}", s(&v, "commit"));
             say!("converged:   {}", s(&v, "converged"));
+            say!("in sync:     {}", s(&v, "in_sync"));
             say!(
                 "nodes ready: {}/{}",
                 s(&v, "nodes_ready"),

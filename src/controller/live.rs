@@ -35,9 +35,8 @@ pub struct Live {
     pub nodes: BTreeMap<String, NodeStatus>,
     pub git: GitStatus,
     /// The commit whose desired state the last pass found in place: nothing to do, every host
-    /// seen, every pod running. Compared with the committed desired commit, so a commit
-    /// accepted after that pass is never reported converged early.
-    pub converged_on: Option<String>,
+    /// seen, every pod running. Reported as `in_sync` (live); `converged` is committed state.
+    pub in_sync_on: Option<String>,
     /// Pods that could not be created, with why (`ErrImagePull: ...`), by `namespace/name`.
     pub pod_errors: BTreeMap<String, String>,
 }

@@ -7,7 +7,7 @@ use futures_util::stream::{self, StreamExt};
 
 use crate::docker::{DockerError, DockerHost};
 use crate::raft::state::Command;
-use crate::reconcile::{desired, plan, NodeView, Observed, Step};
+use crate::reconcile::{desired, plan, pod_done, NodeView, Observed, Step};
 
 use super::live::{now_millis, NodeStatus};
 use super::sync::error_chain;
@@ -56,16 +56,28 @@ impl Controller {
             tracing::warn!(commit = sha.as_deref().unwrap_or("-"), "step failed: {e}");
         }
 
+        // "Converged" is defined once, here; status and history both read the result of this
+        // decision from committed state (the `Converged` entry), never from this pass directly.
+        //
+        // A commit has converged when one pass of the leader found, all at once:
+        // - every configured host seen (an unknown host might hold anything);
+        // - nothing left to do: no step planned, and no pod waiting out a backoff;
+        // - every desired pod instance done: each of its containers runs the pod's current
+        //   spec, or, for `restartPolicy: Never`/`OnFailure`, exited 0 (a completed pod is done
+        //   and is not restarted);
+        // - hence no container that no pod wants (pruning and draining are steps).
+        // States added later keep to the same rule: a halted rollout never converges, and
+        // replicas still draining, `Pending` (unplaced) or `NodeLost` keep a commit from it.
         let all_seen = observed.values().all(|v| matches!(v, NodeView::Seen(_)));
-        let all_running = pods.iter().all(|p| {
-            matches!(observed.get(&p.node), Some(NodeView::Seen(cs))
-                if p.spec.containers.iter().all(|want| cs.iter().any(|c| c.namespace == p.namespace && c.pod == p.name && c.container == want.name && c.running && c.spec_hash == p.spec_hash)))
+        let all_done = pods.iter().all(|p| match observed.get(&p.node) {
+            Some(NodeView::Seen(cs)) => pod_done(p, cs),
+            _ => false,
         });
         let converged = lines.is_empty()
             && all_seen
-            && all_running
+            && all_done
             && self.backoff.lock().expect("backoff lock").is_empty();
-        self.live.write().expect("live lock").converged_on = sha.clone().filter(|_| converged);
+        self.live.write().expect("live lock").in_sync_on = sha.clone().filter(|_| converged);
 
         let Some(sha) = sha else { return Ok(()) };
         if converged_before {

@@ -14,4 +14,4 @@ pub use types::*;
 pub mod desired;
 pub mod plan;
 
-pub use plan::plan;
+pub use plan::{plan, pod_done};

@@ -112,6 +112,25 @@ fn plan_pod(pod: &DesiredPod, containers: &[&ObservedContainer]) -> Option<Step>
     })
 }
 
+/// Is this pod instance where its spec wants it? Every container exists with the pod's spec
+/// hash and runs, or has completed (exit 0) under `restartPolicy: Never` or `OnFailure`, which
+/// will not start it again. One half of the definition of "converged" (see the controller).
+pub fn pod_done(pod: &DesiredPod, seen: &[ObservedContainer]) -> bool {
+    pod.spec.containers.iter().all(|want| {
+        seen.iter().any(|c| {
+            c.namespace == pod.namespace
+                && c.pod == pod.name
+                && c.container == want.name
+                && c.spec_hash == pod.spec_hash
+                && (c.running || completed(pod.spec.restart_policy, c))
+        })
+    })
+}
+
+fn completed(policy: RestartPolicy, c: &ObservedContainer) -> bool {
+    policy != RestartPolicy::Always && c.state == "exited" && c.exit_code == Some(0)
+}
+
 /// Does the restart policy want this stopped container running again? A container that was
 /// created but never started always should.
 fn should_run(policy: RestartPolicy, c: &ObservedContainer) -> bool {
@@ -291,6 +310,23 @@ mod tests {
         desired.spec.containers.push(container("side"));
         let p = plan(&[desired], &on_a(vec![seen("web-1", "main", "h", "id1")]));
         assert!(matches!(&p.steps[..], [Step::Replace { .. }]), "{p:?}");
+    }
+
+    #[test]
+    fn a_completed_never_pod_is_done_and_a_failed_one_is_not() {
+        let mut desired = pod("job-1", "h");
+        desired.spec.restart_policy = RestartPolicy::Never;
+        let mut c = seen("job-1", "main", "h", "id1");
+        c.running = false;
+        c.state = "exited".into();
+        c.exit_code = Some(0);
+        assert!(pod_done(&desired, std::slice::from_ref(&c)));
+        assert!(plan(std::slice::from_ref(&desired), &on_a(vec![c.clone()])).is_empty());
+        c.exit_code = Some(1);
+        assert!(!pod_done(&desired, std::slice::from_ref(&c)));
+        desired.spec.restart_policy = RestartPolicy::Always;
+        c.exit_code = Some(0);
+        assert!(!pod_done(&desired, &[c]), "an Always pod must run");
     }
 
     #[test]

@@ -255,10 +255,21 @@ impl Berth {
         self.get("/api/v1/status").await
     }
 
-    /// Waits until the controller reports `sha` applied and converged.
+    /// Waits until the controller reports `sha` converged. `converged` comes from committed
+    /// state, the same as the history: once it holds, `/api/v1/commits/{sha}` has
+    /// `converged_at`, and it stays true (also across restarts) until another commit is desired.
     pub async fn wait_converged(&self, sha: &str) -> Result<Value> {
         self.wait_for(&format!("convergence on {sha}"), |s| {
             s["commit"] == sha && s["converged"] == true
+        })
+        .await
+    }
+
+    /// Waits until this controller itself has seen every host in line with `sha` (live
+    /// `in_sync`): after a restart, the first pass of the new process has run.
+    pub async fn wait_in_sync(&self, sha: &str) -> Result<Value> {
+        self.wait_for(&format!("in sync on {sha}"), |s| {
+            s["commit"] == sha && s["in_sync"] == true
         })
         .await
     }
