@@ -253,3 +253,48 @@ async fn a_git_remote_that_goes_away_is_reported_and_followed_again_when_back() 
     assert_eq!(status["git"]["ok"], true);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_over_the_budgets_are_rejected_whole_in_bounded_memory() -> Result<()> {
+    let w = Setup::start("host-b", &[("web.yaml", rc("web", 1, TEST_IMAGE))]).await?;
+    let (repo, berth, first) = (&w.repo, &w.berth, w.first.clone());
+    berth.wait_converged(&first).await?;
+    let pods = berth.get("/api/v1/pods").await?;
+
+    // A 16 MiB manifest next to a valid change: neither is applied, and the big blob is never
+    // read (its size comes from the object header).
+    repo.write("web.yaml", &rc("web", 2, TEST_IMAGE));
+    repo.write("big.yaml", &format!("# {}\n", "x".repeat(16 << 20)));
+    let big = repo.commit("web: 2, and a huge file")?;
+    let record = berth.wait_commit(&big, &["rejected"]).await?;
+    let errors: Vec<String> = serde_json::from_value(record["errors"].clone())?;
+    assert_eq!(
+        errors,
+        vec!["big.yaml: file is 16.0 MiB, over the limit of 1 MiB per file (max_file_size)"]
+    );
+
+    // A YAML alias bomb of under 1 KB.
+    repo.remove("big.yaml");
+    let mut bomb = String::from("apiVersion: v1\nkind: Pod\nmetadata:\n  name: bomb\n  annotations:\n    a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let list = vec![format!("*a{}", i - 1); 9].join(", ");
+        bomb.push_str(&format!("    a{i}: &a{i} [{list}]\n"));
+    }
+    repo.write("bomb.yaml", &bomb);
+    let laughs = repo.commit("a billion laughs")?;
+    let record = berth.wait_commit(&laughs, &["rejected"]).await?;
+    assert!(
+        record["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.starts_with("bomb.yaml:") && e.contains("alias expansion limit")),
+        "{record}"
+    );
+
+    let status = berth.status().await?;
+    assert_eq!(status["commit"], first, "the running state is untouched");
+    assert_eq!(berth.get("/api/v1/pods").await?, pods);
+    let peak = berth.peak_rss_kib()?;
+    eprintln!("berth serve peak RSS after both commits: {peak} KiB");
+    assert!(peak < 100 * 1024, "peak RSS {peak} KiB");
+    Ok(())
+}

@@ -4,19 +4,35 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::manifest::{load_files, read_paths, ManifestError};
+use crate::controller::config::PolicyArgs;
+use crate::manifest::{load_files, read_paths, ManifestError, Problem};
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
-    /// Manifest files or directories (read recursively; .yaml, .yml and .json files).
+    /// Manifest files or directories (read recursively; .yaml, .yml and .json files, hidden
+    /// files and directories and symbolic links skipped, as berth serve reads a Git tree).
     #[arg(default_value = ".", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// The TOML file `berth serve --config` reads: its budgets apply here too, so validate
+    /// accepts exactly the trees that serve accepts (other keys are ignored here).
+    #[arg(long, env = "BERTH_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 /// Prints every problem on stderr and returns 1, or a one-line summary on stdout and 0.
 pub fn run(args: &ValidateArgs) -> ExitCode {
-    let files = match read_paths(&args.paths) {
+    let limits = match args.policy.resolve(args.config.as_deref()) {
+        Ok(limits) => limits,
+        Err(e) => {
+            eprintln!("berth validate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let files = match read_paths(&args.paths, &limits) {
         Ok(files) => files,
+        Err(ManifestError::Invalid(problems)) => return report(&problems, None),
         Err(e @ ManifestError::Io { .. }) => {
             eprintln!(
                 "berth validate: {e}: {}",
@@ -26,12 +42,8 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
             );
             return ExitCode::from(2);
         }
-        Err(e) => {
-            eprintln!("berth validate: {e}");
-            return ExitCode::from(2);
-        }
     };
-    match load_files(&files) {
+    match load_files(&files, &limits) {
         Ok(m) => {
             // Ignored write error: stdout closed early (`| head`) is not a validation failure.
             let _ = writeln!(
@@ -42,18 +54,19 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(problems) => {
-            let mut err = std::io::stderr().lock();
-            for p in &problems {
-                let _ = writeln!(err, "{p}");
-            }
-            let _ = writeln!(
-                err,
-                "{} problem(s) in {} files: invalid",
-                problems.len(),
-                files.len()
-            );
-            ExitCode::from(1)
-        }
+        Err(problems) => report(&problems, Some(files.len())),
     }
+}
+
+/// Every problem on stderr, a summary line, and exit status 1.
+fn report(problems: &[Problem], files: Option<usize>) -> ExitCode {
+    let mut err = std::io::stderr().lock();
+    for p in problems {
+        let _ = writeln!(err, "{p}");
+    }
+    let _ = match files {
+        Some(n) => writeln!(err, "{} problem(s) in {n} files: invalid", problems.len()),
+        None => writeln!(err, "{} problem(s): invalid", problems.len()),
+    };
+    ExitCode::from(1)
 }

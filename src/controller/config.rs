@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::manifest::limits::{parse_size, Limits};
+
 #[derive(Debug, clap::Args, Default)]
 pub struct ServeArgs {
     /// Git repository of manifests: a local path, file://, http:// or https:// URL (required).
@@ -44,8 +46,65 @@ pub struct ServeArgs {
     #[arg(long, env = "BERTH_RESYNC")]
     pub resync: Option<String>,
     /// TOML file with any of these settings (keys as the flags, with '_' for '-'; `node` is a list).
+    /// `berth validate --config` reads the same file, so both accept exactly the same trees.
     #[arg(long, env = "BERTH_CONFIG")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// The settings that decide which manifest trees are accepted: shared by `berth serve` and
+/// `berth validate` (flags, `BERTH_*` variables and the TOML file alike).
+#[derive(Debug, Clone, clap::Args, Default)]
+pub struct PolicyArgs {
+    /// Largest manifest file accepted, e.g. 512Ki, 1Mi [default: 1Mi, etcd's request limit].
+    #[arg(long, env = "BERTH_MAX_FILE_SIZE", value_name = "SIZE")]
+    pub max_file_size: Option<String>,
+    /// Most manifest files in one tree [default: 10000].
+    #[arg(long, env = "BERTH_MAX_TREE_FILES", value_name = "COUNT")]
+    pub max_tree_files: Option<usize>,
+    /// Most bytes of manifest files in one tree, e.g. 64Mi [default: 64Mi].
+    #[arg(long, env = "BERTH_MAX_TREE_SIZE", value_name = "SIZE")]
+    pub max_tree_size: Option<String>,
+}
+
+impl PolicyArgs {
+    /// The budgets, from these flags, then the `--config` file's keys, then the defaults.
+    pub fn resolve(&self, config: Option<&Path>) -> Result<Limits, ConfigError> {
+        let file = match config {
+            Some(p) => read_file(p)?,
+            None => FileConfig::default(),
+        };
+        self.resolve_with(&file)
+    }
+
+    fn resolve_with(&self, file: &FileConfig) -> Result<Limits, ConfigError> {
+        let defaults = Limits::default();
+        let size = |flag: &'static str, given: Option<&String>, default: u64| match given {
+            Some(s) => parse_size(s).map_err(|m| invalid(flag, m)),
+            None => Ok(default),
+        };
+        let max_tree_files = self
+            .max_tree_files
+            .or(file.max_tree_files)
+            .unwrap_or(defaults.max_tree_files);
+        if max_tree_files == 0 {
+            return Err(invalid("--max-tree-files", "must be more than zero"));
+        }
+        Ok(Limits {
+            max_file_bytes: size(
+                "--max-file-size",
+                self.max_file_size.as_ref().or(file.max_file_size.as_ref()),
+                defaults.max_file_bytes,
+            )?,
+            max_tree_files,
+            max_tree_bytes: size(
+                "--max-tree-size",
+                self.max_tree_size.as_ref().or(file.max_tree_size.as_ref()),
+                defaults.max_tree_bytes,
+            )?,
+        })
+    }
 }
 
 /// The same settings, read from `--config`.
@@ -61,6 +120,9 @@ struct FileConfig {
     listen: Option<String>,
     poll: Option<String>,
     resync: Option<String>,
+    max_file_size: Option<String>,
+    max_tree_files: Option<usize>,
+    max_tree_size: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +143,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub poll: Duration,
     pub resync: Duration,
+    /// Budgets on manifest trees (the same as `berth validate` with the same settings).
+    pub limits: Limits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +173,7 @@ impl ServeArgs {
             Some(p) => read_file(p)?,
             None => FileConfig::default(),
         };
+        let limits = self.policy.resolve_with(&file)?;
         let repo = self.repo.or(file.repo).ok_or_else(|| {
             invalid(
                 "--repo",
@@ -159,6 +224,7 @@ impl ServeArgs {
             listen,
             poll,
             resync,
+            limits,
         })
     }
 }
@@ -256,6 +322,29 @@ mod tests {
         );
         assert_eq!(c.listen.to_string(), "127.0.0.1:7878");
         assert_eq!(c.poll, Duration::from_secs(10));
+        assert_eq!(c.limits, Limits::default());
+    }
+
+    #[test]
+    fn budgets_come_from_flags_then_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(&file, "max_file_size = \"512Ki\"\nmax_tree_files = 20\n").unwrap();
+        let flags = PolicyArgs {
+            max_tree_files: Some(30),
+            ..Default::default()
+        };
+        let limits = flags.resolve(Some(&file)).unwrap();
+        assert_eq!(limits.max_file_bytes, 512 << 10);
+        assert_eq!(limits.max_tree_files, 30);
+        assert_eq!(limits.max_tree_bytes, Limits::default().max_tree_bytes);
+        let e = PolicyArgs {
+            max_tree_size: Some("lots".into()),
+            ..Default::default()
+        }
+        .resolve(None)
+        .unwrap_err();
+        assert!(e.to_string().starts_with("--max-tree-size:"), "{e}");
     }
 
     #[test]

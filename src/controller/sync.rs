@@ -86,10 +86,15 @@ impl Controller {
 
     async fn decide(&self, head: &CommitId) -> Result<(), ControllerError> {
         let sha = head.to_string();
-        let files = match self.git.read_tree(head, &self.config.path).await {
+        let limits = &self.config.limits;
+        let files = match self.git.read_tree(head, &self.config.path, limits).await {
             Ok(files) => files,
             Err(e @ SyncError::SubdirNotFound { .. }) => {
                 return self.reject(sha, vec![error_chain(&e)]).await
+            }
+            Err(SyncError::OverBudget { problems, .. }) => {
+                let errors = problems.iter().map(ToString::to_string).collect();
+                return self.reject(sha, errors).await;
             }
             Err(e) => return Err(e.into()),
         };
@@ -100,7 +105,21 @@ impl Controller {
                 bytes: f.bytes,
             })
             .collect();
-        match load_files(&files) {
+        // Parsing a tree within budget is still CPU work (up to 64 MiB of YAML): off the
+        // async runtime, so the status API and the engine keep answering meanwhile.
+        let checked = {
+            let limits = *limits;
+            tokio::task::spawn_blocking(move || load_files(&files, &limits)).await
+        };
+        let checked = match checked {
+            Ok(checked) => checked,
+            Err(e) => {
+                return self
+                    .reject(sha, vec![format!("validating the tree failed: {e}")])
+                    .await
+            }
+        };
+        match checked {
             Err(problems) => {
                 let errors = problems.iter().map(ToString::to_string).collect();
                 self.reject(sha, errors).await?;

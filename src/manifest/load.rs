@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::decode::{self, Ctx, Object};
 use super::error::{ManifestError, Problem};
+use super::limits::{Limits, Listed};
 use super::model::{Manifests, Origin};
 use super::yaml;
 
@@ -17,15 +18,33 @@ pub struct SourceFile {
     pub bytes: Vec<u8>,
 }
 
-/// Is this a manifest file by its name? (`.yaml`, `.yml`, `.json`; others are ignored.)
-pub fn is_manifest_file(name: &str) -> bool {
+/// Is this path part of a manifest tree? Files ending `.yaml`, `.yml` or `.json` (any case),
+/// outside hidden files and directories (`.git/`, `.github/`, editor swap files). One rule for
+/// `berth validate` on a directory and for sync on a Git tree, so both read the same files.
+pub fn is_manifest_file(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
     [".yaml", ".yml", ".json"]
         .iter()
-        .any(|ext| name.ends_with(ext))
+        .any(|ext| lower.ends_with(ext))
+        && !path.split('/').any(|part| part.starts_with('.'))
 }
 
 /// Decodes and checks a whole tree. Pure: no I/O, so sync and `validate` share it exactly.
-pub fn load_files(files: &[SourceFile]) -> Result<Manifests, Vec<Problem>> {
+///
+/// The tree's budgets are checked first (readers should also check them before reading, see
+/// [`Limits::check_listing`]); a tree over budget is not parsed at all.
+pub fn load_files(files: &[SourceFile], limits: &Limits) -> Result<Manifests, Vec<Problem>> {
+    let listing: Vec<Listed> = files
+        .iter()
+        .map(|f| Listed {
+            path: f.path.clone(),
+            size: f.bytes.len() as u64,
+        })
+        .collect();
+    let over = limits.check_listing(".", &listing);
+    if !over.is_empty() {
+        return Err(over);
+    }
     let mut problems = Vec::new();
     let mut objects = Vec::new();
     for file in files {
@@ -118,28 +137,49 @@ fn collect(objects: Vec<Object>, problems: &mut Vec<Problem>) -> Manifests {
 
 /// Reads the manifest files under each path (a file, or a directory read recursively), sorted
 /// by path so that messages and results do not depend on directory order.
-pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<SourceFile>, ManifestError> {
-    let mut files = Vec::new();
+///
+/// Sizes are checked against `limits` before anything is read, so a huge file or tree costs
+/// nothing: over budget is [`ManifestError::Invalid`] with a problem naming the file or tree
+/// and the limit, as sync reports it for a Git tree. Inside a directory, only manifest files
+/// count ([`is_manifest_file`]) and symbolic links are skipped, as in a Git tree, where a link's
+/// target is not part of the commit; a path given explicitly is read whatever its name.
+pub fn read_paths(paths: &[PathBuf], limits: &Limits) -> Result<Vec<SourceFile>, ManifestError> {
+    let mut listed: Vec<(PathBuf, Listed)> = Vec::new();
     for path in paths {
         let meta = std::fs::metadata(path).map_err(|source| io(path, source))?;
         if meta.is_dir() {
             let mut found = Vec::new();
-            walk(path, &mut found)?;
-            found.sort();
-            for f in found {
-                let bytes = std::fs::read(&f).map_err(|source| io(&f, source))?;
-                files.push(SourceFile {
-                    path: f.display().to_string(),
-                    bytes,
-                });
-            }
+            walk(path, path, &mut found)?;
+            found.sort_by(|a, b| a.0.cmp(&b.0));
+            listed.extend(found);
         } else {
-            let bytes = std::fs::read(path).map_err(|source| io(path, source))?;
-            files.push(SourceFile {
+            let entry = Listed {
                 path: path.display().to_string(),
-                bytes,
-            });
+                size: meta.len(),
+            };
+            listed.push((path.clone(), entry));
         }
+    }
+    let root = match paths {
+        [one] => one.display().to_string(),
+        _ => ".".to_string(),
+    };
+    let entries: Vec<Listed> = listed.iter().map(|(_, l)| l.clone()).collect();
+    let over = limits.check_listing(&root, &entries);
+    if !over.is_empty() {
+        return Err(ManifestError::Invalid(over));
+    }
+    let mut files = Vec::with_capacity(listed.len());
+    for (path, entry) in listed {
+        let bytes = std::fs::read(&path).map_err(|source| io(&path, source))?;
+        // The file may have grown since it was listed.
+        if let Some(p) = limits.check_file_size(&entry.path, bytes.len() as u64) {
+            return Err(ManifestError::Invalid(vec![p]));
+        }
+        files.push(SourceFile {
+            path: entry.path,
+            bytes,
+        });
     }
     Ok(files)
 }
@@ -151,20 +191,26 @@ fn io(path: &Path, source: std::io::Error) -> ManifestError {
     }
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ManifestError> {
+fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Listed)>) -> Result<(), ManifestError> {
     for entry in std::fs::read_dir(dir).map_err(|source| io(dir, source))? {
         let entry = entry.map_err(|source| io(dir, source))?;
         let path = entry.path();
         let file_type = entry.file_type().map_err(|source| io(&path, source))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') {
-            continue; // .git, editor swap files
+        if entry.file_name().to_string_lossy().starts_with('.') || file_type.is_symlink() {
+            continue;
         }
         if file_type.is_dir() {
-            walk(&path, out)?;
-        } else if is_manifest_file(&name) {
-            out.push(path);
+            walk(root, &path, out)?;
+            continue;
+        }
+        let relative = path.strip_prefix(root).unwrap_or(&path);
+        if file_type.is_file() && is_manifest_file(&relative.to_string_lossy()) {
+            let size = entry.metadata().map_err(|source| io(&path, source))?.len();
+            let listed = Listed {
+                path: path.display().to_string(),
+                size,
+            };
+            out.push((path, listed));
         }
     }
     Ok(())
@@ -185,7 +231,7 @@ mod tests {
 
     #[test]
     fn a_valid_tree_fills_defaults() {
-        let m = load_files(&[file("a.yaml", POD)]).unwrap();
+        let m = load_files(&[file("a.yaml", POD)], &Limits::default()).unwrap();
         assert_eq!(m.pods.len(), 1);
         let pod = &m.pods[0];
         assert_eq!(pod.metadata.namespace, "default");
@@ -202,7 +248,7 @@ mod tests {
     #[test]
     fn duplicate_names_are_reported_with_both_places() {
         let text = format!("{POD}---\n{POD}");
-        let problems = load_files(&[file("a.yaml", &text)]).unwrap_err();
+        let problems = load_files(&[file("a.yaml", &text)], &Limits::default()).unwrap_err();
         assert_eq!(problems.len(), 1);
         assert_eq!(
             problems[0].to_string(),
@@ -212,7 +258,11 @@ mod tests {
 
     #[test]
     fn json_syntax_errors_name_line_and_column() {
-        let problems = load_files(&[file("x.json", "{\n  \"kind\": \"Pod\",\n}")]).unwrap_err();
+        let problems = load_files(
+            &[file("x.json", "{\n  \"kind\": \"Pod\",\n}")],
+            &Limits::default(),
+        )
+        .unwrap_err();
         assert_eq!(problems[0].line, Some(3));
         assert!(problems[0].message.starts_with("JSON syntax"));
     }

@@ -10,6 +10,7 @@
 
 mod decode;
 pub mod error;
+pub mod limits;
 pub mod load;
 pub mod model;
 pub mod names;
@@ -17,5 +18,6 @@ pub mod quantity;
 pub mod yaml;
 
 pub use error::{ManifestError, Problem};
+pub use limits::Limits;
 pub use load::{is_manifest_file, load_files, read_paths, SourceFile};
 pub use model::*;

@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use super::limits::{ALIAS_ALLOWANCE, ALIAS_RATIO, MAX_DEPTH};
+
+use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// 1-based line and column.
@@ -80,15 +82,31 @@ pub struct SyntaxError {
 
 /// Parses every document of `text`. Empty and comment-only documents are `None` (so the caller
 /// can skip them while still counting document positions). Duplicate mapping keys are errors.
+///
+/// Bounded whatever the input (see `limits`): collections nest at most [`MAX_DEPTH`] deep, and
+/// aliases may add at most [`ALIAS_RATIO`] times the nodes written (plus [`ALIAS_ALLOWANCE`]).
+/// The check comes before an alias is expanded, so a "billion laughs" file stops after a few
+/// thousand nodes. The parser is driven event by event here rather than through its recursive
+/// `load`, so deep nesting cannot exhaust the stack either.
 pub fn parse(text: &str) -> Result<Vec<Option<Node>>, Vec<SyntaxError>> {
     let mut builder = Builder::default();
     let mut parser = Parser::new_from_str(text);
-    if let Err(e) = parser.load(&mut builder, true) {
-        let mark = *e.marker();
-        return Err(vec![SyntaxError {
-            pos: mark.into(),
-            message: format!("YAML syntax: {}", e.info()),
-        }]);
+    loop {
+        let (event, mark) = match parser.next_token() {
+            Ok(next) => next,
+            Err(e) => {
+                return Err(vec![SyntaxError {
+                    pos: (*e.marker()).into(),
+                    message: format!("YAML syntax: {}", e.info()),
+                }])
+            }
+        };
+        if event == Event::StreamEnd {
+            break;
+        }
+        if let Err(over) = builder.on_event(event, mark) {
+            return Err(vec![over]);
+        }
     }
     if builder.errors.is_empty() {
         Ok(builder.docs)
@@ -146,39 +164,48 @@ fn resolve_plain(s: &str) -> Kind {
 #[derive(Default)]
 struct Builder {
     docs: Vec<Option<Node>>,
-    /// Open sequences and mappings, innermost last, with their anchor ids.
-    stack: Vec<(Node, usize)>,
-    anchors: HashMap<usize, Node>,
+    /// Open sequences and mappings, innermost last, with their anchor ids and the number of
+    /// nodes under them so far (the node itself included).
+    stack: Vec<(Node, usize, usize)>,
+    /// Anchored nodes of the current document, with their node counts.
+    anchors: HashMap<usize, (Node, usize)>,
     errors: Vec<SyntaxError>,
     in_doc: bool,
     doc_root: Option<Node>,
+    /// Nodes written in the text so far (scalars, collections and aliases).
+    written: usize,
+    /// Nodes added by expanding aliases so far.
+    expanded: usize,
 }
 
 impl Builder {
-    fn push_value(&mut self, node: Node, anchor: usize) {
+    fn push_value(&mut self, node: Node, anchor: usize, size: usize) {
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
             None => self.doc_root = Some(node),
-            Some((parent, _)) => match &mut parent.value {
-                Value::Seq(items) => items.push(node),
-                Value::Map(entries) => {
-                    // A mapping's events alternate key, value: a pending key is stored with a
-                    // placeholder value at its own position until its value arrives.
-                    match entries.last_mut() {
-                        Some((_, v)) if v.pos == Pos::default() => *v = node,
-                        _ => entries.push((
-                            node,
-                            Node {
-                                pos: Pos::default(),
-                                value: Value::Scalar(String::new(), Kind::Null),
-                            },
-                        )),
+            Some((parent, _, parent_size)) => {
+                *parent_size += size;
+                match &mut parent.value {
+                    Value::Seq(items) => items.push(node),
+                    Value::Map(entries) => {
+                        // A mapping's events alternate key, value: a pending key is stored with a
+                        // placeholder value at its own position until its value arrives.
+                        match entries.last_mut() {
+                            Some((_, v)) if v.pos == Pos::default() => *v = node,
+                            _ => entries.push((
+                                node,
+                                Node {
+                                    pos: Pos::default(),
+                                    value: Value::Scalar(String::new(), Kind::Null),
+                                },
+                            )),
+                        }
                     }
+                    Value::Scalar(..) => unreachable!("scalars are never pushed on the stack"),
                 }
-                Value::Scalar(..) => unreachable!("scalars are never pushed on the stack"),
-            },
+            }
         }
     }
 
@@ -197,15 +224,30 @@ impl Builder {
             }
         }
     }
-}
 
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
+    fn open(&mut self, value: Value, pos: Pos, anchor: usize) -> Result<(), SyntaxError> {
+        self.written += 1;
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(SyntaxError {
+                pos,
+                message: format!(
+                    "nested more than {MAX_DEPTH} levels deep: over the nesting limit for manifests"
+                ),
+            });
+        }
+        self.stack.push((Node { pos, value }, anchor, 1));
+        Ok(())
+    }
+
+    /// Handles one parser event. An `Err` is a budget exceeded: parsing stops there.
+    fn on_event(&mut self, ev: Event, mark: Marker) -> Result<(), SyntaxError> {
         let pos = Pos::from(mark);
         match ev {
             Event::DocumentStart => {
                 self.in_doc = true;
                 self.doc_root = None;
+                // Anchors are per document in YAML.
+                self.anchors.clear();
             }
             Event::DocumentEnd => {
                 if self.in_doc {
@@ -216,6 +258,7 @@ impl MarkedEventReceiver for Builder {
                 self.in_doc = false;
             }
             Event::Scalar(text, style, anchor, _tag) => {
+                self.written += 1;
                 let kind = if style == TScalarStyle::Plain {
                     resolve_plain(&text)
                 } else {
@@ -227,46 +270,94 @@ impl MarkedEventReceiver for Builder {
                         value: Value::Scalar(text, kind),
                     },
                     anchor,
+                    1,
                 );
             }
-            Event::SequenceStart(anchor, _) => self.stack.push((
-                Node {
-                    pos,
-                    value: Value::Seq(Vec::new()),
-                },
-                anchor,
-            )),
-            Event::MappingStart(anchor, _) => self.stack.push((
-                Node {
-                    pos,
-                    value: Value::Map(Vec::new()),
-                },
-                anchor,
-            )),
+            Event::SequenceStart(anchor, _) => self.open(Value::Seq(Vec::new()), pos, anchor)?,
+            Event::MappingStart(anchor, _) => self.open(Value::Map(Vec::new()), pos, anchor)?,
             Event::SequenceEnd | Event::MappingEnd => {
-                if let Some((node, anchor)) = self.stack.pop() {
+                if let Some((node, anchor, size)) = self.stack.pop() {
                     self.check_duplicate_keys(&node);
-                    self.push_value(node, anchor);
+                    self.push_value(node, anchor, size);
                 }
             }
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(mut node) => {
-                    node.pos = pos;
-                    self.push_value(node, 0);
+            Event::Alias(id) => {
+                self.written += 1;
+                let Some(size) = self.anchors.get(&id).map(|(_, size)| *size) else {
+                    self.errors.push(SyntaxError {
+                        pos,
+                        message: "YAML syntax: alias to an unknown anchor".into(),
+                    });
+                    return Ok(());
+                };
+                // Checked before anything is copied: a bomb never grows past the budget.
+                self.expanded += size;
+                let budget = ALIAS_ALLOWANCE + ALIAS_RATIO * self.written;
+                if self.expanded > budget {
+                    return Err(SyntaxError {
+                        pos,
+                        message: format!(
+                            "aliases expand to more than {budget} nodes ({ALIAS_RATIO}x the {} written, plus {ALIAS_ALLOWANCE}): over the alias expansion limit for manifests",
+                            self.written
+                        ),
+                    });
                 }
-                None => self.errors.push(SyntaxError {
-                    pos,
-                    message: "YAML syntax: alias to an unknown anchor".into(),
-                }),
-            },
+                let mut node = self.anchors[&id].0.clone();
+                node.pos = pos;
+                self.push_value(node, 0, size);
+            }
             Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
         }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_alias_bomb_stops_at_the_budget_before_expanding() {
+        // Nine anchors, each a list of nine aliases of the one before: 9^9 nodes if expanded.
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let prev = format!("*a{}", i - 1);
+            let list = [prev.as_str(); 9].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{list}]\n"));
+        }
+        let started = std::time::Instant::now();
+        let errs = parse(&text).unwrap_err();
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0].message.contains("over the alias expansion limit"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn moderate_alias_use_is_fine() {
+        let docs = parse("base: &b {a: 1, b: 2}\none: *b\ntwo: *b\nthree: *b\n").unwrap();
+        assert!(docs[0].is_some());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowing_the_stack() {
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        let errs = parse(&deep).unwrap_err();
+        assert!(
+            errs[0].message.contains("nesting") || errs[0].message.contains("nested"),
+            "{errs:?}"
+        );
+        let mut block = String::new();
+        for i in 0..5000 {
+            block.push_str(&" ".repeat(i));
+            block.push_str("a:\n");
+        }
+        let errs = parse(&block).unwrap_err();
+        assert!(errs[0].message.contains("nested more than 64"), "{errs:?}");
+        assert!(parse(&("[".repeat(60) + &"]".repeat(60))).is_ok());
+    }
 
     fn scalar(node: &Node) -> (&str, Kind) {
         match &node.value {

@@ -56,8 +56,30 @@ pub struct CommitRecord {
     pub plan: Vec<String>,
 }
 
+/// Bytes of a commit message or author kept in the replicated history. Messages are for
+/// people to recognise a commit; a pushed 50 MB message must not travel through Raft.
+pub const MAX_TEXT_BYTES: usize = 4 << 10;
+
+/// `text` cut to at most `max` bytes (on a character boundary), with a marker saying how much
+/// was dropped, so nobody mistakes a cut message for the whole.
+pub fn truncated(text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{}… [truncated: {} more bytes]",
+        &text[..cut],
+        text.len() - cut
+    )
+}
+
 impl CommitRecord {
-    /// A commit just seen: `pending`, nothing applied yet.
+    /// A commit just seen: `pending`, nothing applied yet. Message and author are truncated to
+    /// [`MAX_TEXT_BYTES`].
     pub fn pending(
         sha: String,
         parents: Vec<String>,
@@ -69,8 +91,8 @@ impl CommitRecord {
         CommitRecord {
             sha,
             parents,
-            author,
-            message,
+            author: truncated(author, MAX_TEXT_BYTES),
+            message: truncated(message, MAX_TEXT_BYTES),
             time,
             outcome: Outcome::Pending,
             errors: Vec::new(),
@@ -324,6 +346,19 @@ mod tests {
             })
             .ok
         );
+    }
+
+    #[test]
+    fn long_messages_are_cut_with_a_marker_on_a_character_boundary() {
+        let long = "é".repeat(3000); // 6000 bytes
+        let r = CommitRecord::pending("a".into(), vec![], "A".into(), long, 0, 1);
+        assert!(r.message.len() < MAX_TEXT_BYTES + 40, "{}", r.message.len());
+        assert!(
+            r.message.ends_with("… [truncated: 1904 more bytes]"),
+            "{}",
+            &r.message[4000..]
+        );
+        assert_eq!(truncated("short".into(), 10), "short");
     }
 
     #[test]

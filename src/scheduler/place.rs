@@ -141,10 +141,13 @@ mod tests {
         let text = format!(
             "apiVersion: v1\nkind: ReplicationController\nmetadata: {{name: web}}\nspec:\n  replicas: {replicas}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers: [{{name: c, image: 'i:1'}}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: solo}}\nspec:\n  containers: [{{name: c, image: 'i:1'}}]\n"
         );
-        load_files(&[SourceFile {
-            path: "m.yaml".into(),
-            bytes: text.into_bytes(),
-        }])
+        load_files(
+            &[SourceFile {
+                path: "m.yaml".into(),
+                bytes: text.into_bytes(),
+            }],
+            &crate::manifest::Limits::default(),
+        )
         .unwrap()
     }
 

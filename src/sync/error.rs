@@ -139,6 +139,16 @@ pub enum SyncError {
         commit: String,
     },
 
+    /// The commit's manifest tree is over a budget (file size, file count, total size): it is
+    /// rejected whole, before any file over budget is read. Fatal for this commit.
+    #[error("commit {commit} is over the manifest budgets: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    OverBudget {
+        /// The commit that was read.
+        commit: String,
+        /// Each budget exceeded, naming the file or tree and the limit.
+        problems: Vec<crate::manifest::Problem>,
+    },
+
     /// Reading objects from the mirror failed (corrupt object, unreadable file). Fatal: the
     /// mirror needs repair.
     #[error("cannot read {what} from mirror '{dir}'")]

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use super::source::{GitSource, Location};
 use super::{CommitId, CommitInfo, History, ManifestFile, SyncError};
+use crate::manifest::Limits;
 
 /// Async handle on a mirror; cheap to clone, all clones share one mirror.
 ///
@@ -89,9 +90,11 @@ impl Syncer {
         &self,
         id: &CommitId,
         subdir: &str,
+        limits: &Limits,
     ) -> Result<Vec<ManifestFile>, SyncError> {
-        let (id, subdir) = (*id, subdir.to_owned());
-        self.run(move |source| source.read_tree(&id, &subdir)).await
+        let (id, subdir, limits) = (*id, subdir.to_owned(), *limits);
+        self.run(move |source| source.read_tree(&id, &subdir, &limits))
+            .await
     }
 
     /// See [`GitSource::tree_id`].

@@ -7,9 +7,8 @@ use gix::objs::tree::EntryKind;
 
 use super::source::GitSource;
 use super::{CommitId, SyncError};
-
-/// File name endings that count as manifests; everything else (READMEs, scripts) is ignored.
-const MANIFEST_EXTENSIONS: [&str; 3] = [".yaml", ".yml", ".json"];
+use crate::manifest::is_manifest_file;
+use crate::manifest::limits::{Limits, Listed};
 
 /// One manifest file of a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,12 +20,22 @@ pub struct ManifestFile {
 }
 
 impl GitSource {
-    /// All manifest files (`.yaml`, `.yml`, `.json`) under `subdir` in commit `id`, recursively,
-    /// sorted by path.
+    /// All manifest files under `subdir` in commit `id`, recursively, sorted by path: the same
+    /// files `berth validate` reads in a directory ([`is_manifest_file`]: `.yaml`, `.yml`,
+    /// `.json`, outside hidden files and directories).
     ///
     /// `subdir` is relative to the repository root; `""` or `"."` mean the root. Symlinks and
     /// submodules are skipped: their targets are not part of this commit's content.
-    pub fn read_tree(&self, id: &CommitId, subdir: &str) -> Result<Vec<ManifestFile>, SyncError> {
+    ///
+    /// Sizes come from the object headers and are checked against `limits` before any blob is
+    /// read, so a commit holding a huge file or a million files costs no memory:
+    /// [`SyncError::OverBudget`] lists every budget exceeded.
+    pub fn read_tree(
+        &self,
+        id: &CommitId,
+        subdir: &str,
+        limits: &Limits,
+    ) -> Result<Vec<ManifestFile>, SyncError> {
         let subdir = normalize(subdir);
         let tree = self
             .subdir_tree(id, &subdir)?
@@ -40,27 +49,48 @@ impl GitSource {
             .files()
             .map_err(|e| self.read_error(format!("tree of commit {id}"), e))?;
 
-        let mut files = Vec::new();
+        let mut listed: Vec<(gix::ObjectId, Listed)> = Vec::new();
         for entry in entries {
             let relative = entry.filepath.to_string();
             let path = if subdir.is_empty() {
-                relative
+                relative.clone()
             } else {
                 format!("{subdir}/{relative}")
             };
             match entry.mode.kind() {
-                EntryKind::Blob | EntryKind::BlobExecutable if is_manifest(&path) => {
-                    let bytes = self
+                EntryKind::Blob | EntryKind::BlobExecutable if is_manifest_file(&relative) => {
+                    let size = self
                         .repo
-                        .find_blob(entry.oid)
+                        .find_header(entry.oid)
                         .map_err(|e| self.read_error(format!("{path} of commit {id}"), e))?
-                        .take_data();
-                    files.push(ManifestFile { path, bytes });
+                        .size();
+                    listed.push((entry.oid, Listed { path, size }));
                 }
                 EntryKind::Link => tracing::debug!(%path, commit = %id, "skipping symlink"),
                 EntryKind::Commit => tracing::debug!(%path, commit = %id, "skipping submodule"),
                 _ => {}
             }
+        }
+        let root = if subdir.is_empty() { "." } else { &subdir };
+        let entries: Vec<Listed> = listed.iter().map(|(_, l)| l.clone()).collect();
+        let problems = limits.check_listing(root, &entries);
+        if !problems.is_empty() {
+            return Err(SyncError::OverBudget {
+                commit: id.to_string(),
+                problems,
+            });
+        }
+        let mut files = Vec::with_capacity(listed.len());
+        for (oid, entry) in listed {
+            let bytes = self
+                .repo
+                .find_blob(oid)
+                .map_err(|e| self.read_error(format!("{} of commit {id}", entry.path), e))?
+                .take_data();
+            files.push(ManifestFile {
+                path: entry.path,
+                bytes,
+            });
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(files)
@@ -107,11 +137,6 @@ fn normalize(subdir: &str) -> String {
         .join("/")
 }
 
-fn is_manifest(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    MANIFEST_EXTENSIONS.iter().any(|ext| lower.ends_with(ext))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,12 +151,14 @@ mod tests {
     }
 
     #[test]
-    fn only_yaml_yml_and_json_are_manifests() {
-        assert!(is_manifest("a/web.yaml"));
-        assert!(is_manifest("db.YML"));
-        assert!(is_manifest("x.json"));
-        assert!(!is_manifest("README.md"));
-        assert!(!is_manifest("yaml"));
-        assert!(!is_manifest("notes.yaml.txt"));
+    fn only_yaml_yml_and_json_outside_hidden_paths_are_manifests() {
+        assert!(is_manifest_file("a/web.yaml"));
+        assert!(is_manifest_file("db.YML"));
+        assert!(is_manifest_file("x.json"));
+        assert!(!is_manifest_file("README.md"));
+        assert!(!is_manifest_file("yaml"));
+        assert!(!is_manifest_file("notes.yaml.txt"));
+        assert!(!is_manifest_file(".github/workflows/ci.yaml"));
+        assert!(!is_manifest_file("apps/.web.yaml.swp.yaml"));
     }
 }

@@ -238,6 +238,22 @@ impl Berth {
         }
     }
 
+    /// The process id of the running `berth serve`.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Peak resident memory of the running `berth serve` so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> Result<u64> {
+        let pid = self.pid().context("berth is not running")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmHWM in /proc/<pid>/status")
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lock().expect("log lock").join("\n")
     }

@@ -96,6 +96,28 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// A string that may hold a secret (an `env` value): an error about it says what was
+    /// found and how to fix it, never the value itself, since problems are stored in history
+    /// and shown by the API and the CLI.
+    pub fn secret_string(&mut self, node: &Node, path: &str) -> Option<String> {
+        match &node.value {
+            Value::Scalar(s, Kind::Str) => Some(s.clone()),
+            Value::Scalar(_, Kind::Bool | Kind::Int | Kind::Float) => {
+                let found = node.describe();
+                self.error(
+                    node,
+                    path,
+                    format!("expected a string, found {found} (put the value in quotes)"),
+                );
+                None
+            }
+            _ => {
+                self.expected(node, path, "a string");
+                None
+            }
+        }
+    }
+
     /// A non-empty string.
     pub fn required_string(
         &mut self,

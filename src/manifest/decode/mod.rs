@@ -12,6 +12,7 @@ pub use ctx::Ctx;
 
 use ctx::{field, index, Fields};
 
+use super::limits::{show_bytes, MAX_ANNOTATION_BYTES};
 use super::model::*;
 use super::names;
 use super::yaml::Node;
@@ -94,6 +95,25 @@ pub fn labels(ctx: &mut Ctx, node: &Node, path: &str) -> StringMap {
     map
 }
 
+/// Annotations: any strings, at most [`MAX_ANNOTATION_BYTES`] in all (keys and values), as in
+/// Kubernetes.
+fn annotations(ctx: &mut Ctx, node: &Node, path: &str) -> StringMap {
+    let map = ctx.string_map(node, path);
+    let total: usize = map.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if total > MAX_ANNOTATION_BYTES {
+        ctx.error(
+            node,
+            path,
+            format!(
+                "annotations hold {} in all, over Kubernetes' limit of {} per object",
+                show_bytes(total as u64),
+                show_bytes(MAX_ANNOTATION_BYTES as u64)
+            ),
+        );
+    }
+    map
+}
+
 /// `metadata`, with the name checked by `name_rule`.
 fn metadata(
     ctx: &mut Ctx,
@@ -127,7 +147,7 @@ fn metadata(
         .unwrap_or_default();
     let annotations = m
         .take("annotations")
-        .map(|n| ctx.string_map(n, &m.path_of("annotations")))
+        .map(|n| annotations(ctx, n, &m.path_of("annotations")))
         .unwrap_or_default();
     m.finish(ctx);
     Some(ObjectMeta {
@@ -228,7 +248,7 @@ fn template(ctx: &mut Ctx, node: &Node, path: &str) -> Option<PodTemplate> {
                         .unwrap_or_default();
                     let a = m
                         .take("annotations")
-                        .map(|n| ctx.string_map(n, &m.path_of("annotations")))
+                        .map(|n| annotations(ctx, n, &m.path_of("annotations")))
                         .unwrap_or_default();
                     // A template's name is ignored by Kubernetes too: replicas get generated names.
                     let _ = m.take("name");

@@ -275,9 +275,10 @@ fn env(ctx: &mut Ctx, node: &Node, path: &str) -> Vec<EnvVar> {
                 ctx.error(node, &f.path_of("name"), e);
             }
         }
+        // The value may be a secret: errors about it never repeat it.
         let value = f
             .take("value")
-            .and_then(|n| ctx.string(n, &f.path_of("value")))
+            .and_then(|n| ctx.secret_string(n, &f.path_of("value")))
             .unwrap_or_default();
         f.finish(ctx);
         if let Some(name) = name {
