@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use anyhow::{ensure, Context, Result};
+use berth::manifest::{read_paths, Limits};
 use berth::sync::{CommitId, CommitInfo, GitSource, History, ManifestFile, SyncError, Syncer};
 use tempfile::TempDir;
 
@@ -183,17 +184,21 @@ fn first_fetch_reads_only_manifests_of_head_recursively() -> Result<()> {
     assert_eq!(fetched.to_string(), head);
     assert_eq!(source.local_head()?, Some(fetched));
 
-    let all = source.read_tree(&fetched, "")?;
+    let all = source.read_tree(&fetched, "", &Limits::default())?;
     assert_eq!(paths(&all), [&DEPLOY[..], &["top.yaml"]].concat());
     assert_eq!(all[0].bytes, b"{\"kind\":\"ConfigMap\"}\n");
     assert_eq!(all[2].bytes, b"kind: Deployment\n");
-    assert_eq!(source.read_tree(&fetched, ".")?, all);
+    assert_eq!(source.read_tree(&fetched, ".", &Limits::default())?, all);
 
-    let deploy = source.read_tree(&fetched, "deploy")?;
+    let deploy = source.read_tree(&fetched, "deploy", &Limits::default())?;
     assert_eq!(paths(&deploy), DEPLOY);
-    assert_eq!(source.read_tree(&fetched, "./deploy/")?, deploy, "same dir");
     assert_eq!(
-        paths(&source.read_tree(&fetched, "deploy/db")?),
+        source.read_tree(&fetched, "./deploy/", &Limits::default())?,
+        deploy,
+        "same dir"
+    );
+    assert_eq!(
+        paths(&source.read_tree(&fetched, "deploy/db", &Limits::default())?),
         ["deploy/db/pg.yml"]
     );
     Ok(())
@@ -217,7 +222,72 @@ fn symlinks_and_submodules_are_skipped() -> Result<()> {
     assert!(tree.contains("120000") && tree.contains("160000"), "{tree}");
     let source = up.mirror()?;
     let head = source.fetch()?;
-    assert_eq!(paths(&source.read_tree(&head, "deploy")?), DEPLOY);
+    assert_eq!(
+        paths(&source.read_tree(&head, "deploy", &Limits::default())?),
+        DEPLOY
+    );
+    Ok(())
+}
+
+#[test]
+fn a_tree_over_budget_is_refused_from_object_sizes_alone() -> Result<()> {
+    let (up, _) = manifests_repo()?;
+    up.write("deploy/big.yaml", &"#".repeat(3000))?;
+    up.commit("a big file")?;
+    up.push(false)?;
+    let source = up.mirror()?;
+    let head = source.fetch()?;
+    let limits = Limits {
+        max_file_bytes: 2000,
+        max_tree_files: 3,
+        max_tree_bytes: 1 << 20,
+    };
+    let Err(SyncError::OverBudget { problems, .. }) = source.read_tree(&head, "deploy", &limits)
+    else {
+        panic!("the tree is over budget");
+    };
+    let got: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        got,
+        [
+            "deploy: 4 manifest files, over the limit of 3 files per tree (max_tree_files)",
+            "deploy/big.yaml: file is 2.9 KiB, over the limit of 2.0 KiB per file (max_file_size)",
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn sync_reads_the_same_files_as_validate_reads_in_a_directory() -> Result<()> {
+    let (up, _) = manifests_repo()?;
+    up.write("deploy/.github/ci.yaml", "kind: Workflow\n")?
+        .write("deploy/.hidden.yaml", "kind: Hidden\n")?
+        .write("deploy/LOUD.YAML", "kind: Loud\n")?;
+    std::os::unix::fs::symlink("web.yaml", up.work.join("deploy/link.yaml"))?;
+    up.commit("tricky names")?;
+    up.push(false)?;
+    let source = up.mirror()?;
+    let head = source.fetch()?;
+    let from_git: Vec<String> = source
+        .read_tree(&head, "deploy", &Limits::default())?
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    let work = up.work.join("deploy");
+    let from_disk: Vec<String> = read_paths(std::slice::from_ref(&work), &Limits::default())?
+        .into_iter()
+        .map(|f| {
+            let relative = Path::new(&f.path)
+                .strip_prefix(&work)
+                .expect("under deploy");
+            format!("deploy/{}", relative.display())
+        })
+        .collect();
+    assert_eq!(from_git, from_disk);
+    assert!(
+        from_git.contains(&"deploy/LOUD.YAML".to_string()),
+        "{from_git:?}"
+    );
     Ok(())
 }
 
@@ -235,7 +305,7 @@ fn new_commits_are_seen_after_fetch_and_listed_newest_first() -> Result<()> {
 
     let head = source.fetch()?;
     assert_eq!(head.to_string(), c3);
-    let web = source.read_tree(&head, "deploy")?;
+    let web = source.read_tree(&head, "deploy", &Limits::default())?;
     assert_eq!(web[2].bytes, b"kind: Deployment\nreplicas: 3\n");
 
     let history = source.history_between(Some(&id(&c1)), &head, 10)?;
@@ -276,7 +346,7 @@ fn force_push_is_reported_as_forced() -> Result<()> {
 
     let head = source.fetch()?;
     assert_eq!(head.to_string(), c3, "the force-updated head is fetched");
-    let web = &source.read_tree(&head, "deploy")?[2];
+    let web = &source.read_tree(&head, "deploy", &Limits::default())?[2];
     assert_eq!(web.bytes, b"kind: Deployment\nimage: good\n");
 
     let history = source.history_between(Some(&id(&c2)), &head, 10)?;
@@ -340,12 +410,12 @@ fn missing_subdir_is_a_clear_error_and_has_no_tree_id() -> Result<()> {
     let head_id = source.fetch()?;
 
     let err = source
-        .read_tree(&head_id, "manifests")
+        .read_tree(&head_id, "manifests", &Limits::default())
         .expect_err("no such dir");
     let expected = format!("directory 'manifests' not found in commit {head}");
     assert_eq!(err.to_string(), expected);
     let err = source
-        .read_tree(&head_id, "deploy/web.yaml")
+        .read_tree(&head_id, "deploy/web.yaml", &Limits::default())
         .expect_err("a file");
     assert!(matches!(err, SyncError::SubdirNotFound { .. }), "{err:?}");
     assert_eq!(source.tree_id(&head_id, "manifests")?, None);
@@ -378,7 +448,10 @@ fn reopening_an_existing_mirror_keeps_its_state() -> Result<()> {
         Some(id(&c1)),
         "known without the network"
     );
-    assert_eq!(paths(&reopened.read_tree(&id(&c1), "deploy")?), DEPLOY);
+    assert_eq!(
+        paths(&reopened.read_tree(&id(&c1), "deploy", &Limits::default())?),
+        DEPLOY
+    );
 
     let c2 = up.commit("empty follow-up")?;
     up.push(false)?;
@@ -451,7 +524,7 @@ fn a_plain_work_tree_path_can_be_the_remote() -> Result<()> {
     let source = GitSource::open_or_clone(&remote, "main", &up.mirror_dir("m"))?;
     assert_eq!(source.fetch()?.to_string(), c1);
     assert_eq!(
-        paths(&source.read_tree(&id(&c1), "apps")?),
+        paths(&source.read_tree(&id(&c1), "apps", &Limits::default())?),
         ["apps/web.yml"]
     );
 
@@ -460,7 +533,7 @@ fn a_plain_work_tree_path_can_be_the_remote() -> Result<()> {
     let head = source.fetch()?;
     assert_eq!(head.to_string(), c2);
     assert_eq!(
-        paths(&source.read_tree(&head, "apps")?),
+        paths(&source.read_tree(&head, "apps", &Limits::default())?),
         ["apps/db.json", "apps/web.yml"]
     );
     let history = source.history_between(Some(&id(&c1)), &head, 5)?;
@@ -485,7 +558,9 @@ async fn syncer_does_the_same_from_async_code_and_serializes_fetches() -> Result
     assert_eq!([a?.to_string(), b?.to_string()], [c2.as_str(), c2.as_str()]);
 
     let (old, head) = (id(&c1), id(&c2));
-    let files = syncer.read_tree(&head, "deploy").await?;
+    let files = syncer
+        .read_tree(&head, "deploy", &Limits::default())
+        .await?;
     assert_eq!(files[2].bytes, b"kind: Deployment\nreplicas: 2\n");
     let spawned = syncer.clone();
     let history = tokio::spawn(async move {
@@ -502,7 +577,7 @@ async fn syncer_does_the_same_from_async_code_and_serializes_fetches() -> Result
     assert_ne!(old_tree.await?, new_tree.await?);
 
     let err = syncer
-        .read_tree(&head, "nope")
+        .read_tree(&head, "nope", &Limits::default())
         .await
         .expect_err("missing dir");
     assert!(matches!(err, SyncError::SubdirNotFound { .. }), "{err:?}");
