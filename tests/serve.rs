@@ -362,6 +362,11 @@ async fn restarts_after_sigterm_and_kill9_keep_history_and_recreate_nothing() ->
     let history = w.berth.get("/api/v1/commits").await?;
 
     w.berth.terminate().await?;
+    let log = w.berth.log_text();
+    assert!(
+        !log.contains(" ERROR "),
+        "a clean shutdown logs no error:\n{log}"
+    );
     w.berth.restart().await?;
     // The restarted process has looked at the host, so "nothing recreated" means something.
     w.berth.wait_in_sync(&second).await?;

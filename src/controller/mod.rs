@@ -145,6 +145,10 @@ impl Controller {
         shutdown.cancel();
         tasks.close();
         tasks.wait().await;
+        // Raft last: the loops may still have been proposing until they ended.
+        if let Err(e) = self.raft.stop().await {
+            tracing::warn!("raft did not stop cleanly: {}", error_chain(&e));
+        }
         served.map_err(ControllerError::Api)
     }
 

@@ -288,6 +288,13 @@ impl RaftNode {
         self.log.len().await.map_err(RaftNodeError::Store)
     }
 
+    /// Stops openraft's tasks and waits for them, for a caller that shares the node (the
+    /// controller holds it in an `Arc`): without it, the core task outlives the handle at
+    /// process exit and logs an error about its closed metrics channel. Idempotent.
+    pub async fn stop(&self) -> Result<(), RaftNodeError> {
+        self.raft.shutdown().await.map_err(RaftNodeError::Shutdown)
+    }
+
     /// Stops Raft and waits until the database file is closed, so the directory can be opened
     /// again at once (in this process or another).
     pub async fn shutdown(self) -> Result<(), RaftNodeError> {
