@@ -298,3 +298,75 @@ async fn commits_over_the_budgets_are_rejected_whole_in_bounded_memory() -> Resu
     assert!(peak < 100 * 1024, "peak RSS {peak} KiB");
     Ok(())
 }
+
+/// Secret values planted in manifests (valid and invalid) appear in none of berth's outputs:
+/// its log, every API answer, every CLI command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planted_secrets_appear_in_no_output() -> Result<()> {
+    const SECRET: &str = "planted-secret-7f3a9c";
+    const BAD_SECRET: &str = "918273645";
+    let app = rc("web", 1, TEST_IMAGE).replace(
+        "        - {name: VERSION, value: \"1\"}\n",
+        &format!("        - {{name: VERSION, value: \"1\"}}\n        - {{name: PASSWORD, value: \"{SECRET}\"}}\n"),
+    );
+    assert!(app.contains(SECRET));
+    let w = Setup::start("host-s", &[("web.yaml", app.clone())]).await?;
+    let (repo, berth, first) = (&w.repo, &w.berth, w.first.clone());
+    berth.wait_converged(&first).await?;
+    // An invalid commit whose error is about a secret's value.
+    repo.write(
+        "web.yaml",
+        &app.replace(&format!("\"{SECRET}\""), BAD_SECRET),
+    );
+    let bad = repo.commit("password as a number")?;
+    let record = berth.wait_commit(&bad, &["rejected"]).await?;
+    assert!(
+        record["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("env[1].value")),
+        "{record}"
+    );
+
+    let mut outputs = vec![berth.log_text()];
+    for path in [
+        "/api/v1/status",
+        "/api/v1/commits",
+        "/api/v1/pods",
+        "/api/v1/replicationcontrollers",
+        "/api/v1/services",
+        "/api/v1/nodes",
+    ] {
+        outputs.push(berth.get(path).await?.to_string());
+    }
+    outputs.push(
+        berth
+            .get(&format!("/api/v1/commits/{bad}"))
+            .await?
+            .to_string(),
+    );
+    outputs.push(
+        berth
+            .get(&format!("/api/v1/commits/{first}"))
+            .await?
+            .to_string(),
+    );
+    let server = format!("http://{}", berth.addr);
+    for args in [
+        vec!["status"],
+        vec!["get", "pods"],
+        vec!["get", "rc", "-o", "json"],
+        vec!["get", "commits"],
+        vec!["describe", "commit", bad.as_str()],
+    ] {
+        let mut args = args.clone();
+        args.extend(["--server", &server]);
+        let (_, out, err) = berth_cli(&args);
+        outputs.push(out);
+        outputs.push(err);
+    }
+    for text in &outputs {
+        assert!(!text.contains(SECRET), "secret leaked: {text}");
+        assert!(!text.contains(BAD_SECRET), "secret leaked: {text}");
+    }
+    Ok(())
+}
