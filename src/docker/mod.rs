@@ -32,6 +32,7 @@ pub mod events;
 pub mod host;
 mod image;
 pub mod observe;
+mod pause_elf;
 mod pod;
 
 pub use endpoint::Endpoint;
