@@ -68,6 +68,20 @@ pub enum DockerError {
     #[error("host {host}: image '{image}' is not present and imagePullPolicy is Never")]
     ImageNotPresent { host: String, image: String },
 
+    /// The engine runs on a CPU architecture berth carries no pod holder binary for, so pods
+    /// cannot be given their network holder there. Fatal for this host until berth supports
+    /// the architecture; `architecture` is what the engine reports (`uname -m`).
+    #[error(
+        "host {host}: berth has no pod holder binary for architecture '{architecture}' \
+         (it carries {supported})"
+    )]
+    UnsupportedArchitecture {
+        host: String,
+        architecture: String,
+        /// The architectures berth does carry, for the message (`x86_64, aarch64`).
+        supported: String,
+    },
+
     /// A container with a berth name exists but lacks `io.berth.managed=true`: someone made it
     /// by hand, and berth never touches containers it does not manage.
     #[error("host {host}: container name '{name}' is taken by a container berth does not manage")]

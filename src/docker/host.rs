@@ -19,7 +19,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
-use tokio::sync::OnceCell;
+use tokio::sync::{Mutex, OnceCell};
 
 use super::endpoint::Endpoint;
 use super::error::{is_not_found, status_of, DockerError};
@@ -50,6 +50,9 @@ struct Inner {
     parsed: Endpoint,
     timeout: Duration,
     client: OnceCell<Docker>,
+    /// Held while the pod holder image is imported, so that concurrent pod creations on this
+    /// host import it once (the others wait, then find it), not once each.
+    pause_import: Mutex<()>,
 }
 
 impl std::fmt::Debug for DockerHost {
@@ -91,6 +94,7 @@ impl DockerHost {
                 parsed,
                 timeout,
                 client: OnceCell::new(),
+                pause_import: Mutex::new(()),
             }),
         })
     }
@@ -119,6 +123,11 @@ impl DockerHost {
                     .map_err(|e| DockerError::from_bollard(&inner.name, "negotiate API version", e))
             })
             .await
+    }
+
+    /// The lock that serialises imports of the pod holder image on this host.
+    pub(crate) fn pause_import(&self) -> &Mutex<()> {
+        &self.inner.pause_import
     }
 
     /// Wraps a bollard error with this host's name and what was being done.

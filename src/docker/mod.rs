@@ -7,7 +7,9 @@
 //!   ├─ events()                     ─► ContainerEvent stream ("look again" triggers)
 //!   ├─ create_pod(&DesiredPod)      ─► ids (images, emptyDir volumes, containers, start)
 //!   ├─ start(ids) / remove(ids, grace) / remove_pod_volumes(ns, pod)
+//!   ├─ ensure_pause_image()         ─► "berth/pause:<digest>" (pod holder, imported, never pulled)
 //! create.rs: DesiredPod ─► names, labels, create bodies (pure, unit-tested)
+//! pause.rs:  holder image (tar of pause_elf.rs's static binary for the engine's architecture)
 //! ```
 //!
 //! Every effect is an idempotent step: creating a pod that exists, removing a container that is
@@ -32,9 +34,12 @@ pub mod events;
 pub mod host;
 mod image;
 pub mod observe;
+mod pause;
+mod pause_elf;
 mod pod;
 
 pub use endpoint::Endpoint;
 pub use error::DockerError;
 pub use events::ContainerEvent;
 pub use host::{DockerHost, NodeInfo, REQUEST_TIMEOUT};
+pub use pause::{pause_image, PAUSE_REPOSITORY};
