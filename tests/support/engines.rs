@@ -10,21 +10,24 @@
 //!   docker.sock                      endpoint unix:///tmp/berth-XXXXXX/docker.sock
 //!   daemon.json dockerd.log dockerd.pid
 //!   data/ exec/                      --data-root, --exec-root: kept across stop()/start()
-//! /run/netns/berth-test-<pid>-<n>    network namespace: the engine's docker0, iptables
-//!                                    rules and published ports exist only in there
+//! /run/netns/berth-test-<pid>-<n>    network namespace: the engine's eth0, docker0 and
+//!                                    iptables rules live in there
 //! cgroup /berth-test-<pid>-<n>/<id>  --cgroup-parent, so leftovers are easy to find
 //! ```
 //!
-//! The network namespace is what lets every engine keep Docker's default bridge
-//! (172.17.0.0/16) with no clash with the host, its engine or other tests. It is entered
-//! with `nsenter --net`, not `ip netns exec`, which remounts /sys and leaves dockerd
-//! without cgroups. `unshare --uts` gives each engine its own host name (the engine's
-//! `name`), so `docker info` tells engines apart like real hosts.
+//! The namespace is joined to the test's own (root) namespace by a veth, like a host on
+//! a LAN (see [`super::netns`] for the addressing): the test process reaches containers
+//! at their addresses in [`Engine::bridge_subnet`], published ports at
+//! [`Engine::advertise_ip`], and the engine and its containers reach the test at
+//! [`Engine::host_side_ip`]. Each engine's addresses are its own on the whole machine,
+//! so engines of tests running at once never clash, with each other or with the host.
 //!
-//! Published ports therefore answer only inside the namespace ([`Engine::netns_path`]),
-//! not on the test process's loopback.
+//! The namespace is entered with `nsenter --net`, not `ip netns exec`, which remounts
+//! /sys and leaves dockerd without cgroups. `unshare --uts` gives each engine its own
+//! host name (the engine's `name`), so `docker info` tells engines apart like real hosts.
 
 use std::fs::{self, OpenOptions};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,6 +39,7 @@ use tempfile::TempDir;
 
 use super::cmd::{on_path, quiet, signal};
 use super::leftovers::{kill_containers, remove_cgroups, Leftovers};
+use super::netns::{self, create_netns, HostLink, Subnet};
 
 /// The image every engine holds, built from the host's static busybox by
 /// `scripts/docker-engine` (no registry is needed, or reachable, in CI).
@@ -91,7 +95,7 @@ pub async fn system_engine() -> Result<Docker> {
 
 /// A private `dockerd` owned by one test. Dropping it kills its containers, stops
 /// dockerd (SIGTERM, SIGKILL after 20 s), kills whatever is left, and removes the
-/// engine's namespace, cgroups and files, also when the test panics.
+/// engine's namespace, veth, route, cgroups and files, also when the test panics.
 ///
 /// To simulate a host whose engine goes away and comes back: [`Engine::stop`] (graceful)
 /// or [`Engine::kill`] (crash), then [`Engine::start`] on the same data root.
@@ -109,6 +113,9 @@ pub struct Engine {
     /// Set by the first successful start; kept while stopped so calls fail like they
     /// would against a host whose engine went away.
     docker: Option<Docker>,
+    /// The engine's addresses, veth and route; kept across stop()/start(). Declared
+    /// last: it is released once everything else is gone.
+    network: HostLink,
 }
 
 impl Engine {
@@ -126,6 +133,7 @@ impl Engine {
             .tempdir_in("/tmp")
             .context("creating the engine's directory under /tmp")?;
         let socket = root.path().join("docker.sock");
+        let network = HostLink::lease(&id)?;
         let mut engine = Engine {
             endpoint: format!("unix://{}", socket.display()),
             name,
@@ -134,8 +142,10 @@ impl Engine {
             root,
             process: None,
             docker: None,
+            network,
         };
         create_netns(&engine.id)?;
+        engine.network.wire(&engine.id)?;
         write_daemon_config(engine.root.path())?;
         engine.start().await?;
         engine.load_test_image().await?;
@@ -155,9 +165,29 @@ impl Engine {
         self.process.as_ref().map(Child::id)
     }
 
-    /// `/run/netns/<id>`: `nsenter --net=<this>` reaches the engine's published ports.
+    /// `/run/netns/<id>`: `nsenter --net=<this>` runs a command where the engine's
+    /// dockerd runs, e.g. to see its iptables rules.
     pub fn netns_path(&self) -> PathBuf {
-        Path::new("/run/netns").join(&self.id)
+        netns::netns_path(&self.id)
+    }
+
+    /// The engine's own address, like a host's IP on its LAN (`10.213.N.2`): its
+    /// published ports answer there, to the test process and to `berth serve`.
+    pub fn advertise_ip(&self) -> Ipv4Addr {
+        self.network.advertise_ip()
+    }
+
+    /// The test process's address as the engine sees it (`10.213.N.1`, in the root
+    /// namespace): the engine and its containers reach listeners the test opens there,
+    /// such as a registry. Other engines reach it too. It exists while the engine does.
+    pub fn host_side_ip(&self) -> Ipv4Addr {
+        self.network.host_side_ip()
+    }
+
+    /// The engine's Docker bridge (`10.214.N.0/24`), where its containers get their
+    /// addresses; the test process reaches them there directly, on any port.
+    pub fn bridge_subnet(&self) -> Subnet {
+        self.network.bridge_subnet()
     }
 
     /// The last `lines` lines of dockerd's log, for failure messages.
@@ -259,6 +289,7 @@ impl Engine {
             "--storage-driver=vfs".into(),
             format!("--cgroup-parent=/{}", self.id),
             format!("--shutdown-timeout={SHUTDOWN_TIMEOUT_S}"),
+            format!("--bip={}", self.network.bip()),
         ]
     }
 
@@ -340,7 +371,8 @@ impl Drop for Engine {
         leftovers.clear();
         remove_cgroups(&self.id);
         quiet(Command::new("ip").args(["netns", "delete", &self.id]));
-        // The TempDir field, dropped next, removes the files.
+        // The TempDir field, dropped next, removes the files; the network field, dropped
+        // last, removes the veth and route and releases the engine's addresses.
     }
 }
 
@@ -368,6 +400,7 @@ fn preflight() -> Result<()> {
         ("nsenter", "util-linux"),
         ("unshare", "util-linux"),
         ("ip", "iproute2"),
+        ("iptables", "iptables"),
         ("docker", "docker.io"),
     ] {
         if !on_path(tool) {
@@ -377,36 +410,11 @@ fn preflight() -> Result<()> {
     Ok(())
 }
 
-fn create_netns(id: &str) -> Result<()> {
-    // A namespace of this name can only be a leftover of a dead process that had our pid.
-    quiet(Command::new("ip").args(["netns", "delete", id]));
-    let added = Command::new("ip")
-        .args(["netns", "add", id])
-        .output()
-        .context("running `ip netns add`")?;
-    if !added.status.success() {
-        bail!(
-            "`ip netns add {id}` failed: {}",
-            String::from_utf8_lossy(&added.stderr).trim()
-        );
-    }
-    let lo = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{id}"))
-        .args(["ip", "link", "set", "lo", "up"])
-        .output()
-        .context("bringing lo up in the engine's namespace")?;
-    if !lo.status.success() {
-        bail!(
-            "bringing lo up in {id} failed: {}",
-            String::from_utf8_lossy(&lo.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-/// Removes namespaces and cgroups left by test processes that died without dropping
-/// their engines (SIGKILL, Ctrl-C). Namespaces of live processes are left alone.
+/// Removes namespaces, cgroups, veths and routes left by test processes that died
+/// without dropping their engines (SIGKILL, Ctrl-C). Those of live processes are left
+/// alone.
 fn sweep_stale_namespaces() {
+    netns::sweep_stale_slots();
     let Ok(entries) = fs::read_dir("/run/netns") else {
         return;
     };

@@ -4,6 +4,8 @@
 //!   `dockerd` instances (own data root, socket and network namespace, stopped on drop,
 //!   can be stopped and restarted); [`system_engine`] connects to the machine's engine.
 //!   Both expect `scripts/docker-engine` to have been run once on the machine.
+//! - [`netns`]: each private engine's network, reachable from the test process like a
+//!   host on a LAN: addresses, veth, routes, and the machine-wide slots they come from.
 //! - [`leftovers`]: what a stopped or killed private dockerd leaves, and clearing it.
 //! - [`cmd`]: running the machine's tools (`ip`, `kill`, ...) from these helpers.
 //!
@@ -15,5 +17,6 @@ pub mod berth;
 pub mod cmd;
 pub mod engines;
 pub mod leftovers;
+pub mod netns;
 
 pub use engines::{start_engine, start_engines, system_engine, Engine, TEST_IMAGE};
