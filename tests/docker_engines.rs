@@ -1,7 +1,8 @@
 //! The private engines that berth's integration tests stand on: each runs, lists, logs
 //! and removes containers on its own, comes back with its containers and addresses after
 //! being stopped or killed, and sits on a network where the test process reaches it like
-//! a host: its containers by their addresses, its published ports at its own address.
+//! a host: its containers by their addresses, its published ports at its own address. A
+//! private registry with basic auth serves every engine.
 
 mod support;
 
@@ -20,7 +21,8 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures_util::TryStreamExt;
-use support::{start_engine, start_engines, Engine, TEST_IMAGE};
+use support::registry::{is_auth_error, pull, push};
+use support::{start_engine, start_engines, start_registry, Engine, TEST_IMAGE};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 
@@ -174,6 +176,52 @@ async fn container_reaches_a_listener_the_test_opens_on_its_engines_host_side_ip
         "containers reach out from their engine's address, as from a host behind NAT"
     );
     Ok(())
+}
+
+#[tokio::test]
+async fn registry_takes_pushes_and_serves_pulls_only_with_the_right_credentials() -> Result<()> {
+    let engines = start_engines(2).await?;
+    let (pusher, puller) = (&engines[0], &engines[1]);
+    // Declared after the engines, so dropped before them: it listens on pusher's address.
+    let registry = start_registry(pusher).await?;
+    let wrong = registry.credentials_with(registry.user(), "not-the-password");
+
+    let image = registry.push_test_image(pusher).await?;
+    let refused = push(pusher.docker(), &image, Some(wrong.clone()))
+        .await
+        .expect_err("a push with a wrong password is refused");
+    assert!(is_auth_error(&refused), "push, wrong password: {refused}");
+
+    for (how, credentials) in [("a wrong password", Some(wrong)), ("no credentials", None)] {
+        let refused = pull(puller.docker(), &image, credentials)
+            .await
+            .expect_err("a pull without the right credentials is refused");
+        eprintln!("pull with {how}: {refused}");
+        assert!(is_auth_error(&refused), "pull with {how}: {refused}");
+    }
+    assert!(
+        puller.docker().inspect_image(&image).await.is_err(),
+        "nothing was pulled without the right credentials"
+    );
+
+    pull(puller.docker(), &image, Some(registry.credentials()))
+        .await
+        .with_context(|| format!("pulling {image}; registry log:\n{}", registry.log_tail(20)))?;
+    let pulled = puller.docker().inspect_image(&image).await?;
+    let pushed = pusher.docker().inspect_image(TEST_IMAGE).await?;
+    assert_eq!(pulled.id, pushed.id, "the pull brings the pushed image");
+    Ok(())
+}
+
+#[tokio::test]
+async fn system_engine_answers_or_says_how_to_start_one() {
+    match support::system_engine().await {
+        Ok(docker) => assert_eq!(docker.ping().await.ok().as_deref(), Some("OK")),
+        Err(error) => assert!(
+            format!("{error}").contains("run `scripts/docker-engine`"),
+            "{error:#}"
+        ),
+    }
 }
 
 /// Waits until container `id` runs (an `always` container comes back just after its

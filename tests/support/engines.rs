@@ -39,7 +39,7 @@ use tempfile::TempDir;
 
 use super::cmd::{on_path, quiet, signal};
 use super::leftovers::{kill_containers, remove_cgroups, Leftovers};
-use super::netns::{self, create_netns, HostLink, Subnet};
+use super::netns::{self, create_netns, HostLink, Subnet, LINK_NETWORK};
 
 /// The image every engine holds, built from the host's static busybox by
 /// `scripts/docker-engine` (no registry is needed, or reachable, in CI).
@@ -433,9 +433,13 @@ fn sweep_stale_namespaces() {
     }
 }
 
-/// dockerd before 23 derives its engine ID from /etc/docker/key.json, shared by every
-/// engine on the machine; a key of its own gives each engine its own ID, as real hosts
-/// have. Later versions keep the ID in the data root and reject the key.
+/// Writes the engine's daemon.json:
+/// - `insecure-registries`: every engine's host side ([`LINK_NETWORK`]), so engines pull
+///   from and push to a test registry there over plain HTTP (see [`super::registry`]);
+/// - `deprecated-key-path`: dockerd before 23 derives its engine ID from
+///   /etc/docker/key.json, shared by every engine on the machine; a key of its own gives
+///   each engine its own ID, as real hosts have. Later versions keep the ID in the data
+///   root and reject the key.
 fn write_daemon_config(root: &Path) -> Result<()> {
     let out = Command::new("dockerd")
         .arg("--version")
@@ -448,10 +452,9 @@ fn write_daemon_config(root: &Path) -> Result<()> {
         .and_then(|v| v.split('.').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let config = if major < 23 {
-        serde_json::json!({ "deprecated-key-path": root.join("key.json") })
-    } else {
-        serde_json::json!({})
-    };
+    let mut config = serde_json::json!({ "insecure-registries": [LINK_NETWORK.to_string()] });
+    if major < 23 {
+        config["deprecated-key-path"] = root.join("key.json").display().to_string().into();
+    }
     fs::write(root.join("daemon.json"), config.to_string()).context("writing daemon.json")
 }

@@ -142,13 +142,15 @@ pub fn remove_cgroups(id: &str) {
     }
 }
 
-struct Process {
-    pid: u32,
-    ppid: u32,
-    cmdline: String,
+/// A process as /proc shows it; `cmdline` has its arguments joined by spaces.
+pub struct Process {
+    pub pid: u32,
+    pub ppid: u32,
+    pub cmdline: String,
 }
 
-fn processes() -> Vec<Process> {
+/// Every process on the machine.
+pub fn processes() -> Vec<Process> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
