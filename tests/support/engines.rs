@@ -38,7 +38,7 @@ use bollard::{Docker, API_DEFAULT_VERSION};
 use tempfile::TempDir;
 
 use super::cmd::{on_path, quiet, signal};
-use super::leftovers::{kill_containers, remove_cgroups, Leftovers};
+use super::leftovers::{kill_containers, remove_cgroups, stop_orphaned_engines, Leftovers};
 use super::netns::{self, create_netns, HostLink, Subnet, LINK_NETWORK};
 
 /// The image every engine holds, built from the host's static busybox by
@@ -410,10 +410,11 @@ fn preflight() -> Result<()> {
     Ok(())
 }
 
-/// Removes namespaces, cgroups, veths and routes left by test processes that died
-/// without dropping their engines (SIGKILL, Ctrl-C). Those of live processes are left
-/// alone.
+/// Removes engines left by test processes that died without dropping them (SIGKILL,
+/// Ctrl-C): their dockerds and containers, files, namespaces, cgroups, veths and routes.
+/// Those of live processes are left alone.
 fn sweep_stale_namespaces() {
+    stop_orphaned_engines(NETNS_PREFIX);
     netns::sweep_stale_slots();
     let Ok(entries) = fs::read_dir("/run/netns") else {
         return;

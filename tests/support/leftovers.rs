@@ -103,6 +103,44 @@ impl Leftovers {
     }
 }
 
+/// Kills the dockerds of test processes that died without dropping their engines, with
+/// their containers, and removes their directories. Such a dockerd names the engine's id,
+/// `<prefix><pid>-<n>`, in its `--cgroup-parent`, and that pid is gone.
+pub fn stop_orphaned_engines(prefix: &str) {
+    let marker = format!("--cgroup-parent=/{prefix}");
+    for dockerd in processes() {
+        let Some(owner) = dockerd
+            .cmdline
+            .split_once(&marker)
+            .and_then(|(_, rest)| rest.split('-').next())
+        else {
+            continue;
+        };
+        let orphaned = dockerd.cmdline.starts_with("dockerd ")
+            && owner.parse::<u32>().is_ok()
+            && !Path::new("/proc").join(owner).exists();
+        let root = dockerd
+            .cmdline
+            .split(' ')
+            .find_map(|arg| arg.strip_prefix("--data-root="))
+            .and_then(|data| Path::new(data).parent());
+        let (true, Some(root)) = (orphaned, root) else {
+            continue;
+        };
+        eprintln!(
+            "stopping dockerd {} of dead test process {owner}",
+            dockerd.pid
+        );
+        signal(dockerd.pid, "KILL");
+        let leftovers = Leftovers::kill(root);
+        while !leftovers.gone() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        leftovers.clear();
+        fs::remove_dir_all(root).ok();
+    }
+}
+
 /// The sockets that killed shims would leave in containerd's shared /run/containerd/s.
 /// They are found through the shims' network namespace, which is the engine's own, so
 /// only this engine's sockets are listed.
