@@ -21,9 +21,10 @@
 //! `DOCKER-USER`, the chain Docker leaves to its users, also lets traffic from `eth0`
 //! reach container addresses on any port, as routed networks of real hosts do.
 //!
-//! Engines do not reach each other's addresses: the root namespace does not forward
-//! between veths. Every engine reaches every `10.213.N.1`, which all live in the root
-//! namespace.
+//! Every engine, and its containers, reaches every `10.213.N.1`: they all live in the
+//! root namespace. One engine reaching another's `10.213.M.2` would need the root
+//! namespace to forward between veths, which these helpers leave to the machine's own
+//! settings (a machine running Docker drops it): tests must not count on it.
 //!
 //! Slots are leased with `flock` on `/run/berth-test-net/slot-<N>`, because several test
 //! processes run at once. The kernel drops the lock when its process dies, even by
