@@ -9,6 +9,7 @@
 //!                                    limited to ~108 bytes
 //!   docker.sock                      endpoint unix:///tmp/berth-XXXXXX/docker.sock
 //!   daemon.json dockerd.log dockerd.pid
+//!   engine-owner                     the test process's pid, for the sweep of leftovers
 //!   data/ exec/                      --data-root, --exec-root: kept across stop()/start()
 //! /run/netns/berth-test-<pid>-<n>    network namespace: the engine's eth0, docker0 and
 //!                                    iptables rules live in there
@@ -38,7 +39,9 @@ use bollard::{Docker, API_DEFAULT_VERSION};
 use tempfile::TempDir;
 
 use super::cmd::{on_path, quiet, signal};
-use super::leftovers::{kill_containers, remove_cgroups, stop_orphaned_engines, Leftovers};
+use super::leftovers::{
+    kill_containers, remove_cgroups, stop_orphaned_engines, Leftovers, OWNER_FILE,
+};
 use super::netns::{self, create_netns, HostLink, Subnet, LINK_NETWORK};
 
 /// The image every engine holds, built from the host's static busybox by
@@ -132,6 +135,8 @@ impl Engine {
             .prefix("berth-")
             .tempdir_in("/tmp")
             .context("creating the engine's directory under /tmp")?;
+        fs::write(root.path().join(OWNER_FILE), std::process::id().to_string())
+            .context("writing the engine's owner")?;
         let socket = root.path().join("docker.sock");
         let network = HostLink::lease(&id)?;
         let mut engine = Engine {
@@ -414,7 +419,7 @@ fn preflight() -> Result<()> {
 /// Ctrl-C): their dockerds and containers, files, namespaces, cgroups, veths and routes.
 /// Those of live processes are left alone.
 fn sweep_stale_namespaces() {
-    stop_orphaned_engines(NETNS_PREFIX);
+    stop_orphaned_engines();
     netns::sweep_stale_slots();
     let Ok(entries) = fs::read_dir("/run/netns") else {
         return;

@@ -103,41 +103,37 @@ impl Leftovers {
     }
 }
 
-/// Kills the dockerds of test processes that died without dropping their engines, with
-/// their containers, and removes their directories. Such a dockerd names the engine's id,
-/// `<prefix><pid>-<n>`, in its `--cgroup-parent`, and that pid is gone.
-pub fn stop_orphaned_engines(prefix: &str) {
-    let marker = format!("--cgroup-parent=/{prefix}");
-    for dockerd in processes() {
-        let Some(owner) = dockerd
-            .cmdline
-            .split_once(&marker)
-            .and_then(|(_, rest)| rest.split('-').next())
-        else {
+/// The file in an engine's directory that names the test process owning the engine.
+pub const OWNER_FILE: &str = "engine-owner";
+
+/// Stops the engines of test processes that died without dropping them (SIGKILL,
+/// Ctrl-C), and removes their directories: the `/tmp/berth-*` directories whose
+/// [`OWNER_FILE`] names a dead pid. Whatever names such a directory is killed (dockerd,
+/// containerd, shims, containers), then its mounts are undone.
+pub fn stop_orphaned_engines() {
+    let Ok(entries) = fs::read_dir("/tmp") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let root = entry.path();
+        if !entry.file_name().to_string_lossy().starts_with("berth-") {
+            continue;
+        }
+        let Ok(owner) = fs::read_to_string(root.join(OWNER_FILE)) else {
             continue;
         };
-        let orphaned = dockerd.cmdline.starts_with("dockerd ")
-            && owner.parse::<u32>().is_ok()
-            && !Path::new("/proc").join(owner).exists();
-        let root = dockerd
-            .cmdline
-            .split(' ')
-            .find_map(|arg| arg.strip_prefix("--data-root="))
-            .and_then(|data| Path::new(data).parent());
-        let (true, Some(root)) = (orphaned, root) else {
+        let owner = owner.trim();
+        if owner.parse::<u32>().is_err() || Path::new("/proc").join(owner).exists() {
             continue;
-        };
-        eprintln!(
-            "stopping dockerd {} of dead test process {owner}",
-            dockerd.pid
-        );
-        signal(dockerd.pid, "KILL");
-        let leftovers = Leftovers::kill(root);
+        }
+        eprintln!("removing {} of dead test process {owner}", root.display());
+        // dockerd names the data root too: it goes with the rest.
+        let leftovers = Leftovers::kill(&root);
         while !leftovers.gone() {
             std::thread::sleep(Duration::from_millis(20));
         }
         leftovers.clear();
-        fs::remove_dir_all(root).ok();
+        fs::remove_dir_all(&root).ok();
     }
 }
 
