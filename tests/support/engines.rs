@@ -9,23 +9,26 @@
 //!                                    limited to ~108 bytes
 //!   docker.sock                      endpoint unix:///tmp/berth-XXXXXX/docker.sock
 //!   daemon.json dockerd.log dockerd.pid
+//!   engine-owner                     the test process's pid, for the sweep of leftovers
 //!   data/ exec/                      --data-root, --exec-root: kept across stop()/start()
-//! /run/netns/berth-test-<pid>-<n>    network namespace: the engine's docker0, iptables
-//!                                    rules and published ports exist only in there
+//! /run/netns/berth-test-<pid>-<n>    network namespace: the engine's eth0, docker0 and
+//!                                    iptables rules live in there
 //! cgroup /berth-test-<pid>-<n>/<id>  --cgroup-parent, so leftovers are easy to find
 //! ```
 //!
-//! The network namespace is what lets every engine keep Docker's default bridge
-//! (172.17.0.0/16) with no clash with the host, its engine or other tests. It is entered
-//! with `nsenter --net`, not `ip netns exec`, which remounts /sys and leaves dockerd
-//! without cgroups. `unshare --uts` gives each engine its own host name (the engine's
-//! `name`), so `docker info` tells engines apart like real hosts.
+//! The namespace is joined to the test's own (root) namespace by a veth, like a host on
+//! a LAN (see [`super::netns`] for the addressing): the test process reaches containers
+//! at their addresses in [`Engine::bridge_subnet`], published ports at
+//! [`Engine::advertise_ip`], and the engine and its containers reach the test at
+//! [`Engine::host_side_ip`]. Each engine's addresses are its own on the whole machine,
+//! so engines of tests running at once never clash, with each other or with the host.
 //!
-//! Published ports therefore answer only inside the namespace ([`Engine::netns_path`]),
-//! not on the test process's loopback.
+//! The namespace is entered with `nsenter --net`, not `ip netns exec`, which remounts
+//! /sys and leaves dockerd without cgroups. `unshare --uts` gives each engine its own
+//! host name (the engine's `name`), so `docker info` tells engines apart like real hosts.
 
-use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,6 +37,12 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use bollard::{Docker, API_DEFAULT_VERSION};
 use tempfile::TempDir;
+
+use super::cmd::{on_path, quiet, signal};
+use super::leftovers::{
+    kill_containers, remove_cgroups, stop_orphaned_engines, Leftovers, OWNER_FILE,
+};
+use super::netns::{self, create_netns, HostLink, Subnet, LINK_NETWORK};
 
 /// The image every engine holds, built from the host's static busybox by
 /// `scripts/docker-engine` (no registry is needed, or reachable, in CI).
@@ -89,7 +98,7 @@ pub async fn system_engine() -> Result<Docker> {
 
 /// A private `dockerd` owned by one test. Dropping it kills its containers, stops
 /// dockerd (SIGTERM, SIGKILL after 20 s), kills whatever is left, and removes the
-/// engine's namespace, cgroups and files, also when the test panics.
+/// engine's namespace, veth, route, cgroups and files, also when the test panics.
 ///
 /// To simulate a host whose engine goes away and comes back: [`Engine::stop`] (graceful)
 /// or [`Engine::kill`] (crash), then [`Engine::start`] on the same data root.
@@ -107,6 +116,9 @@ pub struct Engine {
     /// Set by the first successful start; kept while stopped so calls fail like they
     /// would against a host whose engine went away.
     docker: Option<Docker>,
+    /// The engine's addresses, veth and route; kept across stop()/start(). Declared
+    /// last: it is released once everything else is gone.
+    network: HostLink,
 }
 
 impl Engine {
@@ -123,7 +135,10 @@ impl Engine {
             .prefix("berth-")
             .tempdir_in("/tmp")
             .context("creating the engine's directory under /tmp")?;
+        fs::write(root.path().join(OWNER_FILE), std::process::id().to_string())
+            .context("writing the engine's owner")?;
         let socket = root.path().join("docker.sock");
+        let network = HostLink::lease(&id)?;
         let mut engine = Engine {
             endpoint: format!("unix://{}", socket.display()),
             name,
@@ -132,8 +147,10 @@ impl Engine {
             root,
             process: None,
             docker: None,
+            network,
         };
         create_netns(&engine.id)?;
+        engine.network.wire(&engine.id)?;
         write_daemon_config(engine.root.path())?;
         engine.start().await?;
         engine.load_test_image().await?;
@@ -153,9 +170,29 @@ impl Engine {
         self.process.as_ref().map(Child::id)
     }
 
-    /// `/run/netns/<id>`: `nsenter --net=<this>` reaches the engine's published ports.
+    /// `/run/netns/<id>`: `nsenter --net=<this>` runs a command where the engine's
+    /// dockerd runs, e.g. to see its iptables rules.
     pub fn netns_path(&self) -> PathBuf {
-        Path::new("/run/netns").join(&self.id)
+        netns::netns_path(&self.id)
+    }
+
+    /// The engine's own address, like a host's IP on its LAN (`10.213.N.2`): its
+    /// published ports answer there, to the test process and to `berth serve`.
+    pub fn advertise_ip(&self) -> Ipv4Addr {
+        self.network.advertise_ip()
+    }
+
+    /// The test process's address as the engine sees it (`10.213.N.1`, in the root
+    /// namespace): the engine and its containers reach listeners the test opens there,
+    /// such as a registry. Other engines reach it too. It exists while the engine does.
+    pub fn host_side_ip(&self) -> Ipv4Addr {
+        self.network.host_side_ip()
+    }
+
+    /// The engine's Docker bridge (`10.214.N.0/24`), where its containers get their
+    /// addresses; the test process reaches them there directly, on any port.
+    pub fn bridge_subnet(&self) -> Subnet {
+        self.network.bridge_subnet()
     }
 
     /// The last `lines` lines of dockerd's log, for failure messages.
@@ -257,6 +294,7 @@ impl Engine {
             "--storage-driver=vfs".into(),
             format!("--cgroup-parent=/{}", self.id),
             format!("--shutdown-timeout={SHUTDOWN_TIMEOUT_S}"),
+            format!("--bip={}", self.network.bip()),
         ]
     }
 
@@ -338,7 +376,8 @@ impl Drop for Engine {
         leftovers.clear();
         remove_cgroups(&self.id);
         quiet(Command::new("ip").args(["netns", "delete", &self.id]));
-        // The TempDir field, dropped next, removes the files.
+        // The TempDir field, dropped next, removes the files; the network field, dropped
+        // last, removes the veth and route and releases the engine's addresses.
     }
 }
 
@@ -366,6 +405,7 @@ fn preflight() -> Result<()> {
         ("nsenter", "util-linux"),
         ("unshare", "util-linux"),
         ("ip", "iproute2"),
+        ("iptables", "iptables"),
         ("docker", "docker.io"),
     ] {
         if !on_path(tool) {
@@ -375,41 +415,12 @@ fn preflight() -> Result<()> {
     Ok(())
 }
 
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
-}
-
-fn create_netns(id: &str) -> Result<()> {
-    // A namespace of this name can only be a leftover of a dead process that had our pid.
-    quiet(Command::new("ip").args(["netns", "delete", id]));
-    let added = Command::new("ip")
-        .args(["netns", "add", id])
-        .output()
-        .context("running `ip netns add`")?;
-    if !added.status.success() {
-        bail!(
-            "`ip netns add {id}` failed: {}",
-            String::from_utf8_lossy(&added.stderr).trim()
-        );
-    }
-    let lo = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{id}"))
-        .args(["ip", "link", "set", "lo", "up"])
-        .output()
-        .context("bringing lo up in the engine's namespace")?;
-    if !lo.status.success() {
-        bail!(
-            "bringing lo up in {id} failed: {}",
-            String::from_utf8_lossy(&lo.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-/// Removes namespaces and cgroups left by test processes that died without dropping
-/// their engines (SIGKILL, Ctrl-C). Namespaces of live processes are left alone.
+/// Removes engines left by test processes that died without dropping them (SIGKILL,
+/// Ctrl-C): their dockerds and containers, files, namespaces, cgroups, veths and routes.
+/// Those of live processes are left alone.
 fn sweep_stale_namespaces() {
+    stop_orphaned_engines();
+    netns::sweep_stale_slots();
     let Ok(entries) = fs::read_dir("/run/netns") else {
         return;
     };
@@ -428,9 +439,13 @@ fn sweep_stale_namespaces() {
     }
 }
 
-/// dockerd before 23 derives its engine ID from /etc/docker/key.json, shared by every
-/// engine on the machine; a key of its own gives each engine its own ID, as real hosts
-/// have. Later versions keep the ID in the data root and reject the key.
+/// Writes the engine's daemon.json:
+/// - `insecure-registries`: every engine's host side ([`LINK_NETWORK`]), so engines pull
+///   from and push to a test registry there over plain HTTP (see [`super::registry`]);
+/// - `deprecated-key-path`: dockerd before 23 derives its engine ID from
+///   /etc/docker/key.json, shared by every engine on the machine; a key of its own gives
+///   each engine its own ID, as real hosts have. Later versions keep the ID in the data
+///   root and reject the key.
 fn write_daemon_config(root: &Path) -> Result<()> {
     let out = Command::new("dockerd")
         .arg("--version")
@@ -443,190 +458,9 @@ fn write_daemon_config(root: &Path) -> Result<()> {
         .and_then(|v| v.split('.').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let config = if major < 23 {
-        serde_json::json!({ "deprecated-key-path": root.join("key.json") })
-    } else {
-        serde_json::json!({})
-    };
+    let mut config = serde_json::json!({ "insecure-registries": [LINK_NETWORK.to_string()] });
+    if major < 23 {
+        config["deprecated-key-path"] = root.join("key.json").display().to_string().into();
+    }
     fs::write(root.join("daemon.json"), config.to_string()).context("writing daemon.json")
-}
-
-/// Kills the containers of the engine rooted at `root`: the children of its containerd
-/// shims, which name the engine's containerd socket on their command line. Killing a
-/// container's init ends its whole pid namespace.
-fn kill_containers(root: &Path) {
-    let marker = format!("{}/", root.display());
-    let processes = processes();
-    let shims: HashSet<u32> = processes
-        .iter()
-        .filter(|p| p.cmdline.contains("containerd-shim") && p.cmdline.contains(&marker))
-        .map(|p| p.pid)
-        .collect();
-    for init in processes.iter().filter(|p| shims.contains(&p.ppid)) {
-        signal(init.pid, "KILL");
-    }
-}
-
-/// What a dead dockerd left behind. A graceful stop leaves nothing; a SIGKILL leaves
-/// containerd shims and their containers running, their sockets in /run/containerd/s,
-/// and the data root bind-mounted.
-struct Leftovers {
-    root: PathBuf,
-    killed: Vec<u32>,
-    sockets: HashSet<String>,
-    /// Bounds the wait for the killed processes to be reaped.
-    deadline: Instant,
-}
-
-impl Leftovers {
-    /// Kills the containers and every process naming the engine's data or exec root on its
-    /// command line (shims, a stray containerd). Call only once dockerd is gone: it names
-    /// them too. Only those two directories count: a client of the engine (a `berth serve`
-    /// under test) names the socket beside them and must survive the engine.
-    fn kill(root: &Path) -> Leftovers {
-        kill_containers(root);
-        let markers = [
-            format!("{}/data", root.display()),
-            format!("{}/exec", root.display()),
-        ];
-        let killed: Vec<u32> = processes()
-            .into_iter()
-            .filter(|p| markers.iter().any(|m| p.cmdline.contains(m.as_str())))
-            .map(|p| p.pid)
-            .collect();
-        let sockets = shim_sockets(&killed);
-        for pid in &killed {
-            signal(*pid, "KILL");
-        }
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        Leftovers {
-            root: root.to_path_buf(),
-            killed,
-            sockets,
-            deadline,
-        }
-    }
-
-    /// Whether the killed processes are gone, reaped by init (or the wait timed out).
-    /// It matters: a restarted dockerd reuses a containerd whose pid file names a live
-    /// process, even a dying one, and then times out waiting for it. (Some sandboxes'
-    /// init reaps orphans only about once a second.)
-    fn gone(&self) -> bool {
-        Instant::now() >= self.deadline
-            || !self
-                .killed
-                .iter()
-                .any(|pid| Path::new("/proc").join(pid.to_string()).exists())
-    }
-
-    /// Removes the shims' sockets and unmounts what dockerd left mounted under its root.
-    fn clear(self) {
-        for socket in &self.sockets {
-            fs::remove_file(socket).ok();
-        }
-        let marker = format!("{}/", self.root.display());
-        let root = self.root.display().to_string();
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut mounts: Vec<&str> = mountinfo
-            .lines()
-            .filter_map(|line| line.split(' ').nth(4))
-            .filter(|point| *point == root || point.starts_with(&marker))
-            .collect();
-        // Deepest first, so parents are not busy.
-        mounts.sort_by_key(|point| std::cmp::Reverse(point.len()));
-        for point in mounts {
-            quiet(Command::new("umount").args(["--lazy", point]));
-        }
-    }
-}
-
-/// The sockets that killed shims would leave in containerd's shared /run/containerd/s.
-/// They are found through the shims' network namespace, which is the engine's own, so
-/// only this engine's sockets are listed.
-fn shim_sockets(pids: &[u32]) -> HashSet<String> {
-    pids.iter()
-        .filter_map(|pid| fs::read_to_string(format!("/proc/{pid}/net/unix")).ok())
-        .flat_map(|table| {
-            let paths = table
-                .lines()
-                .filter_map(|line| line.split_whitespace().nth(7));
-            paths
-                .filter(|path| path.starts_with("/run/containerd/s/"))
-                .map(String::from)
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-/// Removes the engine's cgroup parent and the (empty) container cgroups under it, in
-/// every hierarchy: cgroup v1 mounts one per controller, v2 has one at the root.
-fn remove_cgroups(id: &str) {
-    let hierarchies = fs::read_dir("/sys/fs/cgroup")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path());
-    for parent in hierarchies
-        .chain([PathBuf::from("/sys/fs/cgroup")])
-        .map(|h| h.join(id))
-    {
-        if let Ok(children) = fs::read_dir(&parent) {
-            for child in children.flatten().filter(|c| c.path().is_dir()) {
-                fs::remove_dir(child.path()).ok();
-            }
-            fs::remove_dir(&parent).ok();
-        }
-    }
-}
-
-struct Process {
-    pid: u32,
-    ppid: u32,
-    cmdline: String,
-}
-
-fn processes() -> Vec<Process> {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
-            // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-            let ppid = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
-            Some(Process {
-                pid,
-                ppid,
-                cmdline: String::from_utf8_lossy(&cmdline).replace('\0', " "),
-            })
-        })
-        .collect()
-}
-
-/// Signals one process by its pid (never by name: other engines run beside ours).
-fn signal(pid: u32, signal: &str) {
-    quiet(
-        Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(pid.to_string()),
-    );
-}
-
-/// Runs a best-effort cleanup command: failures are expected (already gone) and ignored.
-fn quiet(command: &mut Command) {
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .ok();
 }
