@@ -3,6 +3,7 @@
 //! (Work in progress: the settings come first.)
 
 mod provider;
+pub mod repo_url;
 mod secret;
 mod secrets;
 
