@@ -57,6 +57,11 @@ impl Secret {
         Ok(Secret(bytes))
     }
 
+    /// The key for HMAC signatures.
+    pub(crate) fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
     /// `true` when `given` is exactly the secret. Both sides are hashed first so that the
     /// comparison takes the same time whatever the length or content of `given`.
     pub fn matches(&self, given: &[u8]) -> bool {

@@ -50,6 +50,9 @@ pub enum SecretsError {
         #[source]
         source: SecretError,
     },
+    /// A GitLab secret starting with `whsec_` (a signing token) whose rest is not base64.
+    #[error("{FLAG}: {path}: a GitLab signing token is whsec_ followed by base64")]
+    SigningToken { path: String },
 }
 
 fn scope(provider: Option<Provider>) -> String {
@@ -120,6 +123,12 @@ impl Secrets {
             }
             let secret =
                 Secret::from_file(&s.path).map_err(|source| SecretsError::File { source })?;
+            let gitlab = matches!(s.provider, None | Some(Provider::Gitlab));
+            if gitlab && super::hosts::gitlab::is_malformed_signing_token(&secret) {
+                return Err(SecretsError::SigningToken {
+                    path: s.path.display().to_string(),
+                });
+            }
             match s.provider {
                 Some(p) => {
                     secrets.one.insert(p, secret);
@@ -252,5 +261,19 @@ mod tests {
             !e.contains("github-secret") && !e.contains("catch-all-secret"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_gitlab_signing_token_must_be_base64_after_whsec() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad");
+        std::fs::write(&bad, "whsec_not base64!").unwrap();
+        let e = Secrets::from_flags(&[format!("gitlab={}", bad.display())])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("whsec_ followed by base64"), "{e}");
+        assert!(!e.contains("not base64!"), "{e}");
+        // For the other providers it is just a string used as an HMAC key.
+        assert!(Secrets::from_flags(&[format!("github={}", bad.display())]).is_ok());
     }
 }
