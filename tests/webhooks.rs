@@ -187,6 +187,15 @@ async fn a_get_answers_405_and_a_provider_without_a_secret_404() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 405);
     assert_eq!(response.headers()["allow"], "POST");
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["error"], "webhooks are delivered with POST");
+    // The other router's own fallbacks still answer for its paths.
+    let response = reqwest::Client::new()
+        .post(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "read-only: use GET");
 
     let (status, answer) = sample("gitlab-push").send(&server).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");

@@ -57,8 +57,8 @@ impl Recorder {
     }
 }
 
-/// The webhook router merged into a router with its own route and fallback, as the status API
-/// will be, served with the peer address.
+/// The webhook router merged into a router with its own route and fallbacks, shaped like the
+/// status API's, served with the peer address.
 pub struct Server {
     pub url: String,
     pub triggers: Arc<Recorder>,
@@ -73,6 +73,9 @@ impl Server {
         let app = Router::new()
             .route("/healthz", get(|| async { "ok" }))
             .fallback(|| async { (StatusCode::NOT_FOUND, "no such path") })
+            .method_not_allowed_fallback(|| async {
+                (StatusCode::METHOD_NOT_ALLOWED, "read-only: use GET")
+            })
             .merge(webhook::router(Arc::new(config), triggers.clone()));
         let stop = CancellationToken::new();
         let stopped = stop.clone();
