@@ -23,7 +23,8 @@
 //! One concept per module: [`manifest`] (model, parsing, validation), [`sync`] (Git),
 //! [`raft`] (replicated log and state), [`scheduler`] (placement), [`reconcile`] (the plan),
 //! [`docker`] (one client per host), [`controller`] (the loops of `berth serve`), [`api`] and
-//! [`cli`]. Effects happen only from Raft-committed state and only on the leader.
+//! [`cli`]; [`webhook`] turns verified push webhooks from Git hosts into a payload-free "look
+//! now". Effects happen only from Raft-committed state and only on the leader.
 
 pub mod api;
 pub mod cli;
@@ -34,3 +35,4 @@ pub mod raft;
 pub mod reconcile;
 pub mod scheduler;
 pub mod sync;
+pub mod webhook;
