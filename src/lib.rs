@@ -28,11 +28,15 @@
 
 pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod controller;
 pub mod docker;
+pub mod engine;
 pub mod manifest;
+pub mod probe;
 pub mod raft;
 pub mod reconcile;
+pub mod rollout;
 pub mod scheduler;
 pub mod sync;
 pub mod webhook;

@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Status(args) => client::status(&args).await,
             Command::Get(args) => client::get(&args).await,
             Command::Describe(args) => client::describe(&args).await,

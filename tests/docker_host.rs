@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use berth::docker::{ContainerEvent, DockerError, DockerHost};
+use berth::docker::{ContainerEvent, DockerError, DockerHost, PullSettings};
 use berth::manifest::{
     Container, ContainerPort, PodSpec, Protocol, PullPolicy, RestartPolicy, Volume, VolumeMount,
     VolumeSource,
@@ -178,7 +178,7 @@ async fn pod_containers_share_network_namespace_and_empty_dir() -> Result<()> {
     }];
     let _cleanup = Cleanup(p.namespace.clone());
 
-    let ids = host.create_pod(&p).await?;
+    let ids = host.create_pod(&p, &[]).await?;
     assert_eq!(ids.len(), 2);
 
     let got = eventually("container 1 to fetch from container 0", || async {
@@ -222,12 +222,21 @@ async fn pod_containers_share_network_namespace_and_empty_dir() -> Result<()> {
         .iter()
         .filter(|c| c.namespace == p.namespace)
         .collect();
-    assert_eq!(mine.len(), 2);
+    assert_eq!(mine.len(), 3, "two containers and the pod's holder");
+    assert!(mine.iter().all(|c| c.running && c.pod == "duo"));
+    let holder = mine
+        .iter()
+        .find(|c| c.holder)
+        .context("the holder is listed")?;
+    assert!(holder.image.starts_with("berth/pause:"), "{holder:?}");
     assert!(mine
         .iter()
-        .all(|c| c.running && c.pod == "duo" && c.image == TEST_IMAGE));
+        .filter(|c| !c.holder)
+        .all(|c| c.image == TEST_IMAGE && c.network_owner.as_deref() == Some(holder.id.as_str())));
+    let holder_id = holder.id.clone();
 
-    host.remove(&ids, 1).await?;
+    host.remove_containers(&ids).await?;
+    host.remove_containers(&[holder_id]).await?;
     host.remove_pod_volumes(&p.namespace, &p.name).await?;
     let volume = format!("berth.{}.duo.shared", p.namespace);
     ensure!(
@@ -256,10 +265,10 @@ async fn create_pod_twice_keeps_the_same_containers_and_restarts_stopped_ones() 
     let _cleanup = Cleanup(p.namespace.clone());
 
     let started = Instant::now();
-    let first = host.create_pod(&p).await?;
+    let first = host.create_pod(&p, &[]).await?;
     let created_in = started.elapsed();
     let started = Instant::now();
-    let second = host.create_pod(&p).await?;
+    let second = host.create_pod(&p, &[]).await?;
     let kept_in = started.elapsed();
     eprintln!(
         "create_pod (1 container, image present): {created_in:.2?}; again (no-op): {kept_in:.2?}"
@@ -272,7 +281,7 @@ async fn create_pod_twice_keeps_the_same_containers_and_restarts_stopped_ones() 
             Some(KillContainerOptionsBuilder::new().signal("KILL").build()),
         )
         .await?;
-    let third = host.create_pod(&p).await?;
+    let third = host.create_pod(&p, &[]).await?;
     assert_eq!(first, third, "a stopped container of the same spec is kept");
     let state = docker
         .inspect_container(&first[0], None::<InspectContainerOptions>)
@@ -284,12 +293,12 @@ async fn create_pod_twice_keeps_the_same_containers_and_restarts_stopped_ones() 
         "and started again"
     );
 
-    host.remove(&first, 1).await?;
+    host.remove_containers(&first).await?;
     Ok(())
 }
 
 #[tokio::test]
-async fn a_changed_spec_hash_replaces_every_container_of_the_pod() -> Result<()> {
+async fn create_pod_never_removes_an_older_container_in_its_way() -> Result<()> {
     let (host, docker) = system().await?;
     let mut p = pod(
         "rehash",
@@ -298,30 +307,47 @@ async fn a_changed_spec_hash_replaces_every_container_of_the_pod() -> Result<()>
     );
     let _cleanup = Cleanup(p.namespace.clone());
 
-    let old = host.create_pod(&p).await?;
+    let old = host.create_pod(&p, &[]).await?;
     p.spec_hash = "hash-2".into();
-    let new = host.create_pod(&p).await?;
-    assert!(old.iter().all(|id| !new.contains(id)), "{old:?} -> {new:?}");
+    // Stopping the old pod is a planned, graceful step of the engine, never a side effect.
+    let err = host.create_pod(&p, &[]).await.unwrap_err();
+    assert!(matches!(err, DockerError::NameInUse { .. }), "{err}");
     for id in &old {
-        ensure!(
-            docker
-                .inspect_container(id, None::<InspectContainerOptions>)
-                .await
-                .is_err(),
-            "{id} survived"
-        );
+        let running = docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await?
+            .state
+            .and_then(|s| s.running);
+        assert_eq!(running, Some(true), "{id} left running");
     }
+    let stale: Vec<String> = host
+        .list_managed()
+        .await?
+        .into_iter()
+        .filter(|c| c.namespace == p.namespace)
+        .map(|c| c.id)
+        .collect();
+    host.remove_containers(&stale).await?;
+    let new = host.create_pod(&p, &[]).await?;
+    assert!(old.iter().all(|id| !new.contains(id)), "{old:?} -> {new:?}");
     let l = labels_of(&docker, &new[1]).await?;
     assert_eq!(l.get(labels::SPEC_HASH).map(String::as_str), Some("hash-2"));
+    let holder = host
+        .list_managed()
+        .await?
+        .into_iter()
+        .find(|c| c.namespace == p.namespace && c.holder)
+        .context("a new holder")?;
     let joined = docker
         .inspect_container(&new[1], None::<InspectContainerOptions>)
         .await?;
     assert_eq!(
         joined.host_config.and_then(|h| h.network_mode),
-        Some(format!("container:{}", new[0])),
-        "container 1 joins the new container 0"
+        Some(format!("container:{}", holder.id)),
+        "the new containers join the new holder"
     );
-    host.remove(&new, 1).await?;
+    host.remove_containers(&new).await?;
+    host.remove_containers(&[holder.id]).await?;
     Ok(())
 }
 
@@ -330,7 +356,7 @@ async fn list_managed_never_lists_an_unlabelled_container() -> Result<()> {
     let (host, docker) = system().await?;
     let p = pod("unmanaged", "solo", vec![sh("app", "exec sleep 300")]);
     let _cleanup = Cleanup(p.namespace.clone());
-    let ids = host.create_pod(&p).await?;
+    let ids = host.create_pod(&p, &[]).await?;
 
     // Looks like ours in every way but the managed label.
     let name = format!("berth.{}.solo.intruder", p.namespace);
@@ -362,35 +388,71 @@ async fn list_managed_never_lists_an_unlabelled_container() -> Result<()> {
     // Nor does create_pod take over an unmanaged container under a berth name.
     let mut squatter = p.clone();
     squatter.spec.containers = vec![sh("intruder", "exec sleep 300")];
-    let err = host.create_pod(&squatter).await.unwrap_err();
+    let err = host.create_pod(&squatter, &[]).await.unwrap_err();
     assert!(matches!(err, DockerError::NameTaken { .. }), "{err}");
-    host.remove(&ids, 1).await?;
+    host.remove_containers(&ids).await?;
     Ok(())
 }
 
 #[tokio::test]
-async fn remove_waits_the_grace_period_then_kills_and_is_idempotent() -> Result<()> {
+async fn stopping_is_a_signal_now_and_a_kill_later_each_idempotent() -> Result<()> {
     let (host, docker) = system().await?;
-    // `sleep` as pid 1 ignores SIGTERM: only the SIGKILL after the grace period ends it.
-    let mut p = pod("grace", "stubborn", vec![sh("app", "exec sleep 300")]);
-    p.spec.termination_grace_period_seconds = 2;
+    // `sleep` as pid 1 ignores SIGTERM: only the SIGKILL ends it.
+    let p = pod("grace", "stubborn", vec![sh("app", "exec sleep 300")]);
     let _cleanup = Cleanup(p.namespace.clone());
-    let ids = host.create_pod(&p).await?;
+    let ids = host.create_pod(&p, &[]).await?;
 
     let started = Instant::now();
-    host.remove(&ids, 2).await?;
+    let signalled: Vec<(String, Option<String>)> =
+        ids.iter().map(|id| (id.clone(), None)).collect();
+    host.signal(&signalled).await?;
     let took = started.elapsed();
-    eprintln!("remove with grace 2 s took {took:.2?}");
     assert!(
-        took >= Duration::from_millis(1900) && took < Duration::from_secs(10),
-        "{took:?}"
+        took < Duration::from_secs(2),
+        "signal returns at once: {took:?}"
     );
+    let running = |docker: Docker, id: String| async move {
+        docker
+            .inspect_container(&id, None::<InspectContainerOptions>)
+            .await
+            .ok()
+            .and_then(|c| c.state)
+            .and_then(|s| s.running)
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        running(docker.clone(), ids[0].clone()).await,
+        Some(true),
+        "SIGTERM ignored"
+    );
+    host.kill(&ids).await?;
+    eventually("the kill to end it", || async {
+        Ok((running(docker.clone(), ids[0].clone()).await == Some(false)).then_some(()))
+    })
+    .await?;
+    let policy = docker
+        .inspect_container(&ids[0], None::<InspectContainerOptions>)
+        .await?
+        .host_config
+        .and_then(|h| h.restart_policy)
+        .and_then(|r| r.name);
+    assert_eq!(
+        policy,
+        Some(bollard::models::RestartPolicyNameEnum::NO),
+        "Docker will not start it again"
+    );
+    host.kill(&ids)
+        .await
+        .context("killing a stopped container")?;
+    host.signal(&signalled)
+        .await
+        .context("signalling a stopped container")?;
+    host.remove_containers(&ids).await?;
     ensure!(docker
         .inspect_container(&ids[0], None::<InspectContainerOptions>)
         .await
         .is_err());
-
-    host.remove(&ids, 2)
+    host.remove_containers(&ids)
         .await
         .context("removing a removed container")?;
     host.remove_pod_volumes(&p.namespace, &p.name)
@@ -414,7 +476,7 @@ async fn host_path_is_bind_mounted_and_read_only_is_honoured() -> Result<()> {
         },
     }];
     let _cleanup = Cleanup(p.namespace.clone());
-    let ids = host.create_pod(&p).await?;
+    let ids = host.create_pod(&p, &[]).await?;
 
     assert_eq!(
         exec(&docker, &ids[0], &["cat", "/conf/greeting"]).await?,
@@ -427,44 +489,57 @@ async fn host_path_is_bind_mounted_and_read_only_is_honoured() -> Result<()> {
     )
     .await?;
     assert!(out.contains("refused"), "{out}");
-    host.remove(&ids, 1).await?;
+    host.remove_containers(&ids).await?;
     Ok(())
 }
 
 #[tokio::test]
 async fn missing_images_fail_as_image_pull_or_not_present() -> Result<()> {
     let (host, _docker) = system().await?;
+    let settings = PullSettings::default();
     // A registry on a loopback port nobody listens on: the pull fails at once, locally.
-    let mut c = sh("app", "true");
-    c.image = format!("127.0.0.1:{}/berth-missing/nothing:1", free_port()?);
-    let p = pod("pull", "ghost", vec![c.clone()]);
-    let _cleanup = Cleanup(p.namespace.clone());
+    let image = format!("127.0.0.1:{}/berth-missing/nothing:1", free_port()?);
 
     let started = Instant::now();
-    let err = host.create_pod(&p).await.unwrap_err();
+    let err = host
+        .ensure_image(&image, PullPolicy::IfNotPresent, &settings)
+        .await
+        .unwrap_err();
     eprintln!("failed pull reported in {:.2?}: {err}", started.elapsed());
     match &err {
-        DockerError::ImagePull { image, message } => {
-            assert_eq!(image, &c.image);
+        DockerError::ImagePull { image: i, message } => {
+            assert_eq!(i, &image);
             assert!(!message.is_empty());
         }
         other => panic!("expected ImagePull, got {other:?}"),
     }
     assert!(!err.is_unreachable());
 
-    c.image_pull_policy = PullPolicy::Never;
     let err = host
-        .create_pod(&pod("pull", "ghost", vec![c]))
+        .ensure_image(&image, PullPolicy::Never, &settings)
         .await
         .unwrap_err();
     assert!(matches!(err, DockerError::ImageNotPresent { .. }), "{err}");
 
-    // `Always` with no registry falls back to the local copy.
-    let mut local = sh("app", "exec sleep 300");
-    local.image_pull_policy = PullPolicy::Always;
-    let p = pod("pull", "local", vec![local]);
-    let ids = host.create_pod(&p).await?;
-    host.remove(&ids, 1).await?;
+    // `Always` with no registry falls back to the local copy, with a warning, when allowed.
+    let warning = host
+        .ensure_image(TEST_IMAGE, PullPolicy::Always, &settings)
+        .await?;
+    assert!(
+        warning
+            .as_deref()
+            .is_some_and(|w| w.contains("using the image already on")),
+        "{warning:?}"
+    );
+    let strict = PullSettings {
+        fallback: false,
+        ..PullSettings::default()
+    };
+    let err = host
+        .ensure_image(TEST_IMAGE, PullPolicy::Always, &strict)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DockerError::ImagePull { .. }), "{err}");
     Ok(())
 }
 
@@ -480,7 +555,7 @@ async fn an_engine_that_does_not_answer_is_unreachable_quickly() -> Result<()> {
     let err = host.list_managed().await.unwrap_err();
     assert!(err.is_unreachable(), "{err:?}");
     let err = host
-        .create_pod(&pod("gone", "p", vec![sh("a", "true")]))
+        .create_pod(&pod("gone", "p", vec![sh("a", "true")]), &[])
         .await
         .unwrap_err();
     assert!(err.is_unreachable(), "{err:?}");
@@ -529,7 +604,7 @@ async fn events_report_a_die_after_a_kill() -> Result<()> {
     let (host, docker) = system().await?;
     let p = pod("events", "victim", vec![sh("app", "exec sleep 300")]);
     let _cleanup = Cleanup(p.namespace.clone());
-    let ids = host.create_pod(&p).await?;
+    let ids = host.create_pod(&p, &[]).await?;
     let id = ids[0].clone();
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ContainerEvent>();
@@ -571,6 +646,6 @@ async fn events_report_a_die_after_a_kill() -> Result<()> {
         (event.namespace.as_str(), event.pod.as_str()),
         (p.namespace.as_str(), "victim")
     );
-    host.remove(&ids, 1).await?;
+    host.remove_containers(&ids).await?;
     Ok(())
 }

@@ -68,7 +68,10 @@ async fn an_image_that_cannot_be_pulled_marks_its_pod_and_holds_up_nothing_else(
             .filter(|p| p["owner"] == "web" && p["phase"] == "Running")
             .count();
         let ghost = list.iter().find(|p| p["owner"] == "ghost");
-        if web_running == 2 && ghost.is_some_and(|g| g["phase"] == "ErrImagePull") {
+        if web_running == 2
+            && ghost
+                .is_some_and(|g| g["phase"] == "ErrImagePull" || g["phase"] == "ImagePullBackOff")
+        {
             break list;
         }
         assert!(

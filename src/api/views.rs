@@ -1,11 +1,15 @@
-//! The answers of the status API, built from committed state and live observation.
+//! The answers of the status API, built from committed state and this controller's live view
+//! (host caches, pod statuses).
 
 use serde::Serialize;
 
-use crate::controller::Controller;
+use crate::clock::rfc3339;
+use crate::controller::{Controller, PodStatus};
+use crate::docker::HostState;
 use crate::manifest::{PortRef, ServiceType};
-use crate::raft::state::{CommitRecord, Millis, Outcome};
-use crate::reconcile::{desired, DesiredPod, ObservedContainer};
+use crate::raft::state::{CommitRecord, Outcome, RolloutState, Trigger};
+use crate::reconcile::{DesiredPod, ObservedContainer, HOLDER};
+use crate::rollout::Strategy;
 
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -47,8 +51,8 @@ pub fn status(c: &Controller) -> Status {
         in_sync: commit.is_some() && live.in_sync_on == commit,
         converged,
         commit,
-        nodes_ready: live.nodes.values().filter(|n| n.ready).count(),
-        nodes_total: c.config.nodes.len(),
+        nodes_ready: c.hosts.iter().filter(|h| h.read(|v| v.is_seen())).count(),
+        nodes_total: c.hosts.len(),
         git: live.git.clone(),
         repo: c.git.remote().to_string(),
         branch: c.config.branch.clone(),
@@ -67,6 +71,10 @@ pub struct CommitView {
     pub errors: Vec<String>,
     pub forced: bool,
     pub unchanged: bool,
+    /// Another commit this record refers to (rolled back to, superseded by, head replaced by a
+    /// force-push), by outcome.
+    pub refers_to: Option<String>,
+    pub trigger: Trigger,
     pub seen_at: String,
     pub applied_at: Option<String>,
     pub converged_at: Option<String>,
@@ -85,6 +93,8 @@ fn view(c: &CommitRecord, with_plan: bool) -> CommitView {
         errors: c.errors.clone(),
         forced: c.forced,
         unchanged: c.unchanged,
+        refers_to: c.refers_to.clone(),
+        trigger: c.trigger.clone(),
         seen_at: rfc3339(c.seen_at),
         applied_at: c.applied_at.map(rfc3339),
         converged_at: c.converged_at.map(rfc3339),
@@ -122,6 +132,7 @@ pub struct ContainerView {
     pub id: Option<String>,
     pub image: String,
     pub state: String,
+    pub restarts: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -132,41 +143,36 @@ pub struct PodView {
     pub node: String,
     pub phase: String,
     pub ready: bool,
+    pub restarts: u32,
+    /// The commit whose spec its containers run.
     pub commit: Option<String>,
     pub reason: Option<String>,
+    /// The last failure of a readiness or liveness probe.
+    pub probe_failure: Option<String>,
+    pub warnings: Vec<String>,
     pub containers: Vec<ContainerView>,
 }
 
 pub fn pods(c: &Controller) -> Vec<PodView> {
-    let pods = c.raft.state().read(desired::pods);
-    let live = c.live.read().expect("live lock");
-    pods.iter()
-        .map(|p| {
-            let node = live.nodes.get(&p.node);
-            let seen: Vec<&ObservedContainer> = node
-                .map(|n| {
-                    n.containers
-                        .iter()
-                        .filter(|c| c.namespace == p.namespace && c.pod == p.name)
-                        .collect()
-                })
-                .unwrap_or_default();
-            let reason = live
-                .pod_errors
-                .get(&format!("{}/{}", p.namespace, p.name))
-                .cloned();
-            let node_ready = node.is_some_and(|n| n.ready);
-            pod_view(p, &seen, node_ready, reason)
-        })
-        .collect()
+    let pods = c.raft.state().read(crate::reconcile::desired::pods);
+    pods.iter().map(|p| pod_view(c, p)).collect()
 }
 
-fn pod_view(
-    p: &DesiredPod,
-    seen: &[&ObservedContainer],
-    node_ready: bool,
-    reason: Option<String>,
-) -> PodView {
+fn pod_view(c: &Controller, p: &DesiredPod) -> PodView {
+    let seen: Vec<ObservedContainer> = c
+        .hosts
+        .iter()
+        .find(|h| h.host().name() == p.node)
+        .map(|h| {
+            h.read(|v| {
+                v.pod(&p.namespace, &p.name)
+                    .into_iter()
+                    .filter(|c| c.spec_hash == p.spec_hash && c.container != HOLDER)
+                    .cloned()
+                    .collect()
+            })
+        })
+        .unwrap_or_default();
     let containers: Vec<ContainerView> = p
         .spec
         .containers
@@ -178,38 +184,42 @@ fn pod_view(
                 id: got.map(|c| c.id.clone()),
                 image: want.image.clone(),
                 state: got.map_or_else(|| "missing".into(), |c| c.state.clone()),
+                restarts: got.map_or(0, |c| c.restart_count),
             }
         })
         .collect();
-    let current =
-        seen.iter().all(|c| c.spec_hash == p.spec_hash) && seen.len() == p.spec.containers.len();
-    let running = current && seen.iter().all(|c| c.running);
-    let phase = if !node_ready {
-        "Unknown"
-    } else if let Some(r) = &reason {
-        r.split(':').next().unwrap_or("Pending")
-    } else if running {
-        "Running"
-    } else if seen.is_empty() || !current {
-        "Pending"
-    } else if seen.iter().all(|c| c.exit_code == Some(0)) {
-        "Succeeded"
-    } else {
-        "Failed"
-    };
+    let status = c.book.status(&p.key()).unwrap_or_else(|| PodStatus {
+        phase: "Pending".into(),
+        reason: Some("not looked at yet".into()),
+        ..PodStatus::default()
+    });
     PodView {
         namespace: p.namespace.clone(),
         name: p.name.clone(),
         owner: p.owner.clone(),
         node: p.node.clone(),
-        phase: phase.to_string(),
-        // Readiness probes are run by the controller in a later version; until then a pod is
-        // ready when all its containers run the current spec.
-        ready: node_ready && running,
+        phase: status.phase,
+        ready: status.ready,
+        restarts: status.restarts,
         commit: seen.first().map(|c| c.commit.clone()),
-        reason,
+        reason: status.reason,
+        probe_failure: status.probe_failure,
+        warnings: status.warnings,
         containers,
     }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RolloutView {
+    /// `progressing`, `complete` or `halted`.
+    pub state: String,
+    /// The commit that started it.
+    pub commit: String,
+    /// The template revision it moves to.
+    pub revision: String,
+    /// Why it halted, one line per late replica.
+    pub reasons: Vec<String>,
+    pub strategy: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -217,33 +227,63 @@ pub struct RcView {
     pub namespace: String,
     pub name: String,
     pub desired: u32,
+    /// Replicas with all their containers, any revision.
     pub current: usize,
+    /// Replicas of the current template revision.
+    pub updated: usize,
     pub ready: usize,
+    /// Ready for at least minReadySeconds.
+    pub available: usize,
     pub selector: crate::manifest::StringMap,
     pub image: Vec<String>,
+    pub rollout: Option<RolloutView>,
 }
 
 pub fn replication_controllers(c: &Controller) -> Vec<RcView> {
-    let rcs = c
-        .raft
-        .state()
-        .read(|s| s.desired.replication_controllers.clone());
-    let pods = pods(c);
+    let (rcs, rollouts, replicas) = c.raft.state().read(|s| {
+        (
+            s.desired.replication_controllers.clone(),
+            s.rollouts.clone(),
+            s.replicas.clone(),
+        )
+    });
+    let now = crate::clock::now_millis();
     rcs.iter()
         .map(|rc| {
-            let mine = pods.iter().filter(|p| {
-                p.namespace == rc.metadata.namespace
-                    && p.owner.as_deref() == Some(&rc.metadata.name)
-            });
+            let key = format!("{}/{}", rc.metadata.namespace, rc.metadata.name);
+            let revision = rc.template.revision();
+            let strategy = Strategy::of(rc);
+            let mine = replicas.get(&key).cloned().unwrap_or_default();
+            let statuses: Vec<(bool, PodStatus)> = mine
+                .iter()
+                .map(|r| {
+                    let status = c
+                        .book
+                        .status(&format!("{}/{}", rc.metadata.namespace, r.name))
+                        .unwrap_or_default();
+                    (r.revision == revision, status)
+                })
+                .collect();
+            let min_ready = u64::from(strategy.min_ready_seconds) * 1000;
             RcView {
                 namespace: rc.metadata.namespace.clone(),
                 name: rc.metadata.name.clone(),
                 desired: rc.replicas,
-                current: mine
-                    .clone()
-                    .filter(|p| p.containers.iter().all(|c| c.id.is_some()))
+                current: statuses
+                    .iter()
+                    .filter(|(_, s)| {
+                        s.images_ready && s.phase != "ContainerCreating" && s.phase != "Pending"
+                    })
                     .count(),
-                ready: mine.filter(|p| p.ready).count(),
+                updated: statuses.iter().filter(|(updated, _)| *updated).count(),
+                ready: statuses.iter().filter(|(_, s)| s.ready).count(),
+                available: statuses
+                    .iter()
+                    .filter(|(_, s)| {
+                        s.ready_since
+                            .is_some_and(|t| now.saturating_sub(t) >= min_ready)
+                    })
+                    .count(),
                 selector: rc.selector.clone(),
                 image: rc
                     .template
@@ -252,6 +292,25 @@ pub fn replication_controllers(c: &Controller) -> Vec<RcView> {
                     .iter()
                     .map(|c| c.image.clone())
                     .collect(),
+                rollout: rollouts.get(&key).map(|r| RolloutView {
+                    state: match r.state {
+                        RolloutState::Progressing => "progressing",
+                        RolloutState::Complete => "complete",
+                        RolloutState::Halted { .. } => "halted",
+                    }
+                    .into(),
+                    commit: r.sha.clone(),
+                    revision: r.revision.clone(),
+                    reasons: match &r.state {
+                        RolloutState::Halted { reasons } => reasons.clone(),
+                        _ => Vec::new(),
+                    },
+                    strategy: match strategy.kind {
+                        crate::rollout::Kind::RollingUpdate => "RollingUpdate",
+                        crate::rollout::Kind::Recreate => "Recreate",
+                    }
+                    .into(),
+                }),
             }
         })
         .collect()
@@ -312,62 +371,26 @@ pub struct Capacity {
 }
 
 pub fn nodes(c: &Controller) -> Vec<NodeView> {
-    let live = c.live.read().expect("live lock");
-    c.config
-        .nodes
+    c.hosts
         .iter()
-        .map(|n| {
-            let s = live.nodes.get(&n.name);
-            NodeView {
-                name: n.name.clone(),
-                endpoint: n.endpoint.clone(),
-                ready: s.is_some_and(|s| s.ready),
-                version: s.and_then(|s| s.info.as_ref()).map(|i| i.version.clone()),
-                capacity: s.and_then(|s| s.info.as_ref()).map(|i| Capacity {
+        .map(|cache| {
+            cache.read(|v| NodeView {
+                name: cache.host().name().to_string(),
+                endpoint: cache.host().endpoint().to_string(),
+                ready: v.is_seen(),
+                version: v.info.as_ref().map(|i| i.version.clone()),
+                capacity: v.info.as_ref().map(|i| Capacity {
                     cpus: i.cpus,
                     memory_bytes: i.memory_bytes,
                 }),
-                containers: s.map_or(0, |s| s.containers.len()),
-                error: s
-                    .and_then(|s| s.error.clone())
-                    .or_else(|| s.is_none().then(|| "not yet observed".into())),
-                last_seen: s.and_then(|s| s.last_seen).map(rfc3339),
-            }
+                containers: v.containers.len(),
+                error: match &v.state {
+                    HostState::Unknown { reason } => Some(reason.clone()),
+                    HostState::Unseen => Some("not yet observed".into()),
+                    HostState::Seen => None,
+                },
+                last_seen: v.last_seen.map(rfc3339),
+            })
         })
         .collect()
-}
-
-/// Milliseconds since the epoch as `2026-11-23T19:40:01.123Z`.
-pub fn rfc3339(ms: Millis) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rfc3339;
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(1_795_462_801_123), "2026-11-23T19:40:01.123Z");
-        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
-    }
 }

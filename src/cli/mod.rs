@@ -22,7 +22,7 @@ pub enum Command {
     /// commit seen is recorded (applied, rejected, superseded, ...) in the Raft log under
     /// --data-dir; the read-only status API listens on --listen. Settings come from flags,
     /// then BERTH_* environment variables, then the --config TOML file.
-    Serve(crate::controller::ServeArgs),
+    Serve(Box<crate::controller::ServeArgs>),
     /// Check manifests as berth will read them: every problem at once, with file:line:column and
     /// field path. Exit status: 0 valid, 1 invalid, 2 a path could not be read. Meant for the CI of
     /// a manifests repository.

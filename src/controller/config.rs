@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::docker::{PullSettings, RegistryAuth};
 use crate::manifest::limits::{parse_size, Limits};
 
 #[derive(Debug, clap::Args, Default)]
@@ -45,6 +46,20 @@ pub struct ServeArgs {
     /// How often to compare every host with the desired state even without events [default: 30s].
     #[arg(long, env = "BERTH_RESYNC")]
     pub resync: Option<String>,
+    /// What a rollout that halts leads to: `halt` keeps the old replicas serving and records
+    /// the commit `failed`; `rollback` also re-applies the last commit that converged
+    /// [default: halt].
+    #[arg(long, env = "BERTH_ON_FAILURE", value_name = "halt|rollback")]
+    pub on_failure: Option<String>,
+    /// When a pull for `imagePullPolicy: Always` fails but the host already holds that exact
+    /// image reference, use it (with a warning on the pod): for hosts without a registry
+    /// [default: true].
+    #[arg(long, env = "BERTH_PULL_FALLBACK", value_name = "BOOL")]
+    pub pull_fallback: Option<bool>,
+    /// Docker `config.json` with registry credentials (`auths`), used for pulls. Credentials
+    /// never appear in logs, the API or errors.
+    #[arg(long, env = "BERTH_REGISTRY_AUTH", value_name = "FILE")]
+    pub registry_auth: Option<PathBuf>,
     /// TOML file with any of these settings (keys as the flags, with '_' for '-'; `node` is a list).
     /// `berth validate --config` reads the same file, so both accept exactly the same trees.
     #[arg(long, env = "BERTH_CONFIG")]
@@ -123,6 +138,18 @@ struct FileConfig {
     max_file_size: Option<String>,
     max_tree_files: Option<usize>,
     max_tree_size: Option<String>,
+    on_failure: Option<String>,
+    pull_fallback: Option<bool>,
+    registry_auth: Option<PathBuf>,
+}
+
+/// What a halted rollout leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// The commit is `failed`; the old replicas keep serving until the next commit.
+    Halt,
+    /// Also re-apply the last commit that converged (recorded `rolled-back`).
+    Rollback,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +172,9 @@ pub struct Config {
     pub resync: Duration,
     /// Budgets on manifest trees (the same as `berth validate` with the same settings).
     pub limits: Limits,
+    pub on_failure: OnFailure,
+    /// How images are pulled (fallback to a local image, registry credentials).
+    pub pull: PullSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +239,34 @@ impl ServeArgs {
             .map_err(|m| invalid("--poll", m))?;
         let resync = parse_duration(&self.resync.or(file.resync).unwrap_or_else(|| "30s".into()))
             .map_err(|m| invalid("--resync", m))?;
+        let on_failure = match self
+            .on_failure
+            .or(file.on_failure)
+            .as_deref()
+            .unwrap_or("halt")
+        {
+            "halt" => OnFailure::Halt,
+            "rollback" => OnFailure::Rollback,
+            other => {
+                return Err(invalid(
+                    "--on-failure",
+                    format!("{other:?} is neither halt nor rollback"),
+                ))
+            }
+        };
+        let auth = match self.registry_auth.or(file.registry_auth) {
+            Some(path) => RegistryAuth::from_file(&path).map_err(|e| match e {
+                crate::docker::AuthFileError::Invalid { path, reason } => {
+                    invalid("--registry-auth", format!("{path}: {reason}"))
+                }
+            })?,
+            None => RegistryAuth::default(),
+        };
+        let pull = PullSettings {
+            fallback: self.pull_fallback.or(file.pull_fallback).unwrap_or(true),
+            auth,
+            ..PullSettings::default()
+        };
         let path = self.path.or(file.path).unwrap_or_default();
         let path = path.trim_matches('/').to_string();
         Ok(Config {
@@ -225,6 +283,8 @@ impl ServeArgs {
             poll,
             resync,
             limits,
+            on_failure,
+            pull,
         })
     }
 }

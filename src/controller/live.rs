@@ -1,26 +1,9 @@
-//! What this controller sees right now: hosts, Git, convergence. Local, not replicated: it is
-//! observation, rebuilt by every pass, and only read by the status API.
-
-use std::collections::BTreeMap;
+//! What this controller sees right now beyond the hosts' cached views: Git and whether the
+//! desired state is in place. Local, not replicated: it is observation.
 
 use serde::Serialize;
 
-use crate::docker::NodeInfo;
 use crate::raft::state::Millis;
-use crate::reconcile::ObservedContainer;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct NodeStatus {
-    pub name: String,
-    pub endpoint: String,
-    pub ready: bool,
-    /// Why the host is not ready.
-    pub error: Option<String>,
-    pub info: Option<NodeInfo>,
-    #[serde(skip)]
-    pub containers: Vec<ObservedContainer>,
-    pub last_seen: Option<Millis>,
-}
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GitStatus {
@@ -32,17 +15,10 @@ pub struct GitStatus {
 
 #[derive(Debug, Clone, Default)]
 pub struct Live {
-    pub nodes: BTreeMap<String, NodeStatus>,
     pub git: GitStatus,
-    /// The commit whose desired state the last pass found in place: nothing to do, every host
-    /// seen, every pod running. Reported as `in_sync` (live); `converged` is committed state.
+    /// The commit whose desired state the last convergence check found in place (reported as
+    /// `in_sync`; `converged` is committed state).
     pub in_sync_on: Option<String>,
-    /// Pods that could not be created, with why (`ErrImagePull: ...`), by `namespace/name`.
-    pub pod_errors: BTreeMap<String, String>,
 }
 
-pub fn now_millis() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as Millis)
-}
+pub use crate::clock::now_millis;

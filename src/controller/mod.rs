@@ -1,35 +1,59 @@
-//! `berth serve`: the controller process. It owns the Raft node, the Git mirror, one Docker
-//! client per host and the status API, and runs two loops while it leads:
+//! `berth serve`: the controller process. It owns the Raft node, the Git mirror, a cached view
+//! of every Docker host and the status API, and while it leads, runs the keyed engine:
 //!
-//! - sync: every `--poll`, fetch the branch and turn a new head into Raft commands;
-//! - reconcile: on every Docker event, every accepted commit and every `--resync`, observe the
-//!   hosts, plan against the committed desired state, execute.
+//! ```text
+//! sync loop (every --poll)   Git ─► Seen, Accept/Reject ─────────────┐
+//!                                                                   ▼
+//! Raft applies ─► desired pods re-indexed ─► changed keys ─► engine queue ◄─ Docker events
+//!                                                                   │      ◄─ probe changes
+//!   Key::Pod(ns/name)   plan one step, do it (pull, create, stop...)│      ◄─ resync, retries
+//!   Key::Rc(ns/name)    rollout decision ─► Raft (Replicas, RolloutState)
+//!   Key::Converge       convergence ─► Raft (Converged, Failed, Rollback)
+//! ```
 //!
-//! Triggers carry no payload: a Docker event only says "look again", and the pass reads
+//! Triggers carry no payload: an event only says "look at this key again", and the work reads
 //! everything afresh. Effects come only from committed state, and only while this node leads.
+//! No key waits for another: a pull or a graceful stop of one pod never delays healing another.
 
 pub mod config;
-mod events;
+mod converge;
+mod desired_index;
 pub mod live;
-mod reconcile;
+mod pod_book;
+mod pod_status;
+mod pods;
+mod rollouts;
 mod sync;
+mod triggers;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::{Config, ServeArgs};
+pub use config::{Config, OnFailure, ServeArgs};
 pub use live::Live;
+pub use pod_book::PodStatus;
 pub use sync::error_chain;
 
-use crate::docker::{DockerError, DockerHost};
+use desired_index::DesiredIndex;
+use pod_book::PodBook;
+
+use crate::docker::{DockerError, DockerHost, HostCache};
+use crate::engine::{Next, Runner, Worker};
+use crate::probe::Probes;
 use crate::raft::{RaftNode, RaftNodeError};
 use crate::sync::{SyncError, Syncer};
+
+/// Keys worked on at once. Every step is one short Docker request (no call waits out a grace
+/// period), so this bounds load on the engines, not latency: a slow pull holds one key.
+const CONCURRENT_KEYS: usize = 32;
+/// Convergence is checked this long after the last pod change: a burst of changes, one check.
+const CONVERGE_DEBOUNCE: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
@@ -49,6 +73,10 @@ pub enum ControllerError {
     /// Raft refused or failed a proposal (not leader, shutting down, storage).
     #[error(transparent)]
     Raft(#[from] RaftNodeError),
+    /// The state machine refused a command (it was computed against a state that changed
+    /// meanwhile); the next pass computes it again.
+    #[error("{what}: refused by the replicated state (it changed meanwhile)")]
+    Refused { what: String },
     /// A Docker endpoint is malformed.
     #[error(transparent)]
     Docker(#[from] DockerError),
@@ -57,16 +85,33 @@ pub enum ControllerError {
     Api(#[source] std::io::Error),
 }
 
-/// Shared by the loops and the status API.
+/// What the engine works on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Key {
+    /// One pod instance, `namespace/name`.
+    Pod(String),
+    /// One ReplicationController's rollout, `namespace/name`.
+    Rc(String),
+    /// The desired commit's convergence.
+    Converge,
+}
+
+/// Shared by the loops, the engine and the status API.
 pub struct Controller {
     pub config: Config,
     pub raft: RaftNode,
     pub git: Syncer,
-    pub hosts: Vec<DockerHost>,
+    /// One cached view per configured host, in configuration order.
+    pub hosts: Vec<HostCache>,
     pub live: RwLock<Live>,
-    /// "Reconcile soon": Docker events, accepted commits and the resync timer all ring it.
-    pub wake: Notify,
-    backoff: Mutex<HashMap<String, (u32, Instant)>>,
+    /// Per pod: the engine's memory and the status shown.
+    pub book: PodBook,
+    pub probes: Probes,
+    runner: Arc<Runner<Key>>,
+    desired: RwLock<Arc<DesiredIndex>>,
+    /// Plan lines not yet recorded, per commit, and those already proposed.
+    progress: Mutex<triggers::Progress>,
+    sync_now: Notify,
 }
 
 impl Controller {
@@ -109,18 +154,29 @@ impl Controller {
         let hosts = config
             .nodes
             .iter()
-            .map(|n| DockerHost::connect(&n.name, &n.endpoint, config.docker_tls_dir.as_deref()))
+            .map(|n| {
+                DockerHost::connect(&n.name, &n.endpoint, config.docker_tls_dir.as_deref())
+                    .map(HostCache::new)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let raft = RaftNode::open(1, config.listen.to_string(), &data.join("raft")).await?;
         raft.wait_leader(Duration::from_secs(10)).await?;
+        let runner: Arc<Runner<Key>> = Arc::default();
+        let probe_runner = runner.clone();
+        let probes = Probes::new(move |pod| probe_runner.enqueue(Key::Pod(pod), Duration::ZERO));
+        let index = raft.state().read(DesiredIndex::of);
         Ok(Arc::new(Controller {
             config,
             raft,
             git,
             hosts,
             live: RwLock::new(Live::default()),
-            wake: Notify::new(),
-            backoff: Mutex::new(HashMap::new()),
+            book: PodBook::default(),
+            probes,
+            runner,
+            desired: RwLock::new(Arc::new(index)),
+            progress: Mutex::new(triggers::Progress::default()),
+            sync_now: Notify::new(),
         }))
     }
 
@@ -132,24 +188,87 @@ impl Controller {
         shutdown: CancellationToken,
     ) -> Result<(), ControllerError> {
         let tasks = TaskTracker::new();
-        for host in &self.hosts {
-            tasks.spawn(events::watch(self.clone(), host.clone(), shutdown.clone()));
+        let (touched_tx, touched_rx) = tokio::sync::mpsc::unbounded_channel();
+        let count = self.hosts.len().max(1) as u32;
+        for (i, cache) in self.hosts.iter().enumerate() {
+            // Full looks of the hosts are spread over the resync period.
+            let offset = self.config.resync / count * i as u32;
+            tasks.spawn(cache.clone().watch(
+                self.config.resync,
+                offset,
+                touched_tx.clone(),
+                shutdown.clone(),
+            ));
         }
+        drop(touched_tx);
+        tasks.spawn(self.clone().dispatch(touched_rx, shutdown.clone()));
+        tasks.spawn(self.clone().follow_state(shutdown.clone()));
+        tasks.spawn(self.clone().resync_loop(shutdown.clone()));
         tasks.spawn(self.clone().sync_loop(shutdown.clone()));
-        tasks.spawn(self.clone().reconcile_loop(shutdown.clone()));
+        tasks.spawn(self.clone().progress_loop(shutdown.clone()));
+        tasks.spawn(
+            self.runner
+                .clone()
+                .run(self.clone(), CONCURRENT_KEYS, shutdown.clone()),
+        );
         let app = crate::api::router(self.clone());
         let api_shutdown = shutdown.clone();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
-            .await;
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
+        .await;
         shutdown.cancel();
         tasks.close();
         tasks.wait().await;
+        self.probes.clear();
         // Raft last: the loops may still have been proposing until they ended.
         if let Err(e) = self.raft.stop().await {
             tracing::warn!("raft did not stop cleanly: {}", error_chain(&e));
         }
         served.map_err(ControllerError::Api)
+    }
+
+    /// The desired pods of the committed state, as last indexed.
+    fn desired(&self) -> Arc<DesiredIndex> {
+        self.desired.read().expect("desired lock").clone()
+    }
+
+    /// Every pod key desired or seen on a host.
+    fn all_pod_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.desired().pods.keys().cloned().collect();
+        for cache in &self.hosts {
+            cache.read(|v| {
+                keys.extend(
+                    v.containers
+                        .values()
+                        .map(|c| format!("{}/{}", c.namespace, c.pod)),
+                )
+            });
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Asks the engine to look at everything.
+    fn enqueue_all(&self) {
+        for key in self.all_pod_keys() {
+            self.runner.enqueue(Key::Pod(key), Duration::ZERO);
+        }
+        for rc in self.desired().rcs.iter() {
+            self.runner.enqueue(Key::Rc(rc.clone()), Duration::ZERO);
+        }
+        self.runner.enqueue(Key::Converge, CONVERGE_DEBOUNCE);
+    }
+
+    /// The status of every pod instance known, by key.
+    pub fn pod_statuses(&self) -> BTreeMap<String, PodStatus> {
+        self.all_pod_keys()
+            .into_iter()
+            .filter_map(|k| self.book.status(&k).map(|s| (k, s)))
+            .collect()
     }
 
     async fn sync_loop(self: Arc<Self>, shutdown: CancellationToken) {
@@ -160,6 +279,7 @@ impl Controller {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
+                _ = self.sync_now.notified() => {}
             }
             if !self.raft.is_leader() {
                 continue;
@@ -181,29 +301,20 @@ impl Controller {
             }
         }
     }
+}
 
-    async fn reconcile_loop(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(self.config.resync);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Backoff retries need a pass when their time comes, events or not.
-        let mut retry = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-                _ = self.wake.notified() => {}
-                _ = retry.tick(), if self.backoff_due() => {}
-            }
-            if !self.raft.is_leader() {
-                continue;
-            }
-            if let Err(e) = self.reconcile_once().await {
-                tracing::warn!("reconcile: {}", error_chain(&e));
-            }
+impl Worker for Controller {
+    type Key = Key;
+
+    async fn work(self: Arc<Self>, key: Key) -> Next {
+        // Only the leader acts; a new leader looks at everything when it takes over.
+        if !self.raft.is_leader() {
+            return Next::Idle;
         }
-    }
-
-    fn backoff_due(&self) -> bool {
-        !self.backoff.lock().expect("backoff lock").is_empty()
+        match key {
+            Key::Pod(k) => self.work_pod(&k).await,
+            Key::Rc(k) => self.work_rc(&k).await,
+            Key::Converge => self.work_converge().await,
+        }
     }
 }

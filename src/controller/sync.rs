@@ -1,12 +1,12 @@
 //! One sync pass (leader only): fetch the branch, record new commits through Raft, and decide
 //! the head: accepted whole as the new desired state, or rejected whole with every problem.
 
+use crate::clock::now_millis;
 use crate::manifest::{load_files, SourceFile};
-use crate::raft::state::{Command, CommitRecord, Outcome};
-use crate::scheduler::{place, Host, Placement};
+use crate::raft::state::{object_key, Command, CommitRecord, Outcome};
+use crate::scheduler::{place_pods, Host, Load};
 use crate::sync::{CommitId, CommitInfo, SyncError};
 
-use super::live::now_millis;
 use super::{Controller, ControllerError};
 
 /// Commits listed per fetch at most; older ones of a huge push are not recorded one by one.
@@ -68,16 +68,25 @@ impl Controller {
             Err(e) => return Err(e.into()),
         };
         let seen_at = now_millis();
-        let mut commits: Vec<CommitRecord> = history
-            .commits
+        let (mut infos, mut forced) = (history.commits, history.forced);
+        if infos.is_empty() {
+            // The head moved back to one of its ancestors (a reset and force-push): no commit
+            // is new, but the move is. It is recorded once, as a new sighting of that commit.
+            infos = self.git.history_between(None, head, 1).await?.commits;
+            forced = true;
+        }
+        let mut commits: Vec<CommitRecord> = infos
             .into_iter()
             .rev()
             .map(|c| record(c, seen_at))
             .collect();
         if let Some(newest) = commits.last_mut() {
-            newest.forced = history.forced;
+            newest.forced = forced;
+            if forced {
+                newest.refers_to = last_head.map(String::from);
+            }
         }
-        if history.forced {
+        if forced {
             tracing::warn!(head = %head, "branch was force-pushed: the new head does not descend from {}", last_head.unwrap_or("-"));
         }
         self.raft.propose(Command::Seen { commits }).await?;
@@ -127,28 +136,45 @@ impl Controller {
             Ok(desired) => {
                 // "Changes no manifest": the decoded objects are identical (comments, README files
                 // and formatting do not count).
-                let (unchanged, current) = self.raft.state().read(|s| {
+                let hosts = self.scheduler_hosts();
+                let (unchanged, replicas, pod_nodes) = self.raft.state().read(|s| {
+                    let mut load = Load::of(s);
+                    let pod_nodes = place_pods(&desired, &s.pod_nodes, &mut load, &hosts);
+                    // Replicas keep their names, hosts and revisions; a replica from before
+                    // revisions were recorded runs the RC's template of now.
+                    let mut replicas = s.replicas.clone();
+                    for rc in &s.desired.replication_controllers {
+                        let key = object_key(&rc.metadata.namespace, &rc.metadata.name);
+                        let revision = rc.template.revision();
+                        for r in replicas.get_mut(&key).into_iter().flatten() {
+                            if r.revision.is_empty() {
+                                r.revision = revision.clone();
+                            }
+                        }
+                    }
                     (
                         s.desired_commit.is_some() && s.desired == desired,
-                        Placement {
-                            replicas: s.replicas.clone(),
-                            pod_nodes: s.pod_nodes.clone(),
-                        },
+                        replicas,
+                        pod_nodes,
                     )
                 });
-                let placement = place(&desired, &current, &self.hosts_for_scheduler(), &sha);
                 tracing::info!(commit = %sha, objects = desired.len(), unchanged, "commit accepted");
-                self.raft
+                let accepted = self
+                    .raft
                     .propose(Command::Accept {
-                        sha,
+                        sha: sha.clone(),
                         desired,
-                        replicas: placement.replicas,
-                        pod_nodes: placement.pod_nodes,
+                        replicas,
+                        pod_nodes,
                         unchanged,
                         at: now_millis(),
                     })
                     .await?;
-                self.wake.notify_one();
+                if !accepted.ok {
+                    return Err(ControllerError::Refused {
+                        what: format!("accepting commit {sha}"),
+                    });
+                }
             }
         }
         Ok(())
@@ -157,24 +183,29 @@ impl Controller {
     /// Records the head as rejected with every problem; the desired state stays as it was.
     async fn reject(&self, sha: String, errors: Vec<String>) -> Result<(), ControllerError> {
         tracing::warn!(commit = %sha, problems = errors.len(), "commit rejected: running state left as it was");
-        self.raft
+        let response = self
+            .raft
             .propose(Command::Reject {
-                sha,
+                sha: sha.clone(),
                 errors,
                 at: now_millis(),
             })
             .await?;
+        if !response.ok {
+            return Err(ControllerError::Refused {
+                what: format!("rejecting commit {sha}"),
+            });
+        }
         Ok(())
     }
 
-    pub(super) fn hosts_for_scheduler(&self) -> Vec<Host> {
-        let live = self.live.read().expect("live lock");
-        self.config
-            .nodes
+    /// The configured hosts, and whether each answers, for placement.
+    pub(super) fn scheduler_hosts(&self) -> Vec<Host> {
+        self.hosts
             .iter()
-            .map(|n| Host {
-                name: n.name.clone(),
-                ready: live.nodes.get(&n.name).is_some_and(|s| s.ready),
+            .map(|c| Host {
+                name: c.host().name().to_string(),
+                ready: c.read(|v| v.is_seen()),
             })
             .collect()
     }

@@ -17,7 +17,7 @@ use bollard::models::{
 
 use super::error::DockerError;
 use crate::manifest::{RestartPolicy, VolumeSource};
-use crate::reconcile::{labels, DesiredPod};
+use crate::reconcile::{labels, DesiredPod, HOLDER};
 
 /// Kubernetes (and DNS) limit a hostname label to 63 characters.
 const MAX_HOSTNAME: usize = 63;
@@ -125,12 +125,44 @@ pub fn restart_policy(policy: RestartPolicy) -> DockerRestart {
     }
 }
 
-/// The create body of container `index`. `network_owner` is the id of container 0 and must be
-/// given for every other index.
+/// Labels of the pod's holder: berth's own, the pod's labels, and the holder role.
+pub fn holder_labels(pod: &DesiredPod) -> HashMap<String, String> {
+    let mut out = container_labels(pod, 0);
+    out.insert(labels::CONTAINER.to_string(), HOLDER.to_string());
+    out.insert(labels::ROLE.to_string(), "holder".to_string());
+    out.insert(labels::GRACE.to_string(), "0".to_string());
+    out
+}
+
+/// The create body of the pod's holder: the pause image, the pod's hostname and every port the
+/// pod publishes. Restarted by Docker whatever the pod's policy: it is the pod's network, and
+/// berth restarts the apps that were left in the old namespace.
+pub fn holder_body(pod: &DesiredPod, image: &str, ephemeral: &[u16]) -> ContainerCreateBody {
+    let (exposed, bindings) = pod_ports(pod, ephemeral);
+    ContainerCreateBody {
+        image: Some(image.to_string()),
+        hostname: Some(pod_hostname(&pod.name)),
+        labels: Some(holder_labels(pod)),
+        exposed_ports: Some(exposed),
+        stop_timeout: Some(1),
+        host_config: Some(HostConfig {
+            restart_policy: Some(restart_policy(RestartPolicy::Always)),
+            port_bindings: Some(bindings),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The create body of container `index`. `network_owner` is the id of the pod's holder for a
+/// pod with one ([`DesiredPod::has_holder`]); a pod of one container owns its namespace and
+/// publishes the pod's ports itself. `ephemeral` lists container ports to publish on a port the
+/// engine picks (for probes from a controller that cannot reach the container's address).
 pub fn container_body(
     pod: &DesiredPod,
     index: usize,
     network_owner: Option<&str>,
+    ephemeral: &[u16],
 ) -> Result<ContainerCreateBody, DockerError> {
     let invalid = |reason: String| DockerError::InvalidPod {
         namespace: pod.namespace.clone(),
@@ -174,22 +206,26 @@ pub fn container_body(
         ..Default::default()
     };
 
-    if index == 0 {
-        let (exposed, bindings) = pod_ports(pod);
+    if pod.has_holder() {
+        let owner = network_owner
+            .ok_or_else(|| invalid(format!("container {index} needs the id of its holder")))?;
+        host.network_mode = Some(format!("container:{owner}"));
+    } else {
+        let (exposed, bindings) = pod_ports(pod, ephemeral);
         body.hostname = Some(pod_hostname(&pod.name));
         body.exposed_ports = Some(exposed);
         host.port_bindings = Some(bindings);
-    } else {
-        let owner = network_owner
-            .ok_or_else(|| invalid(format!("container {index} needs the id of container 0")))?;
-        host.network_mode = Some(format!("container:{owner}"));
     }
     body.host_config = Some(host);
     Ok(body)
 }
 
-/// Every port of every container of the pod: all exposed, those with a `hostPort` published.
-fn pod_ports(pod: &DesiredPod) -> (Vec<String>, HashMap<String, Option<Vec<PortBinding>>>) {
+/// Every port of every container of the pod: all exposed, those with a `hostPort` published,
+/// and those in `ephemeral` without one published on a port the engine picks.
+fn pod_ports(
+    pod: &DesiredPod,
+    ephemeral: &[u16],
+) -> (Vec<String>, HashMap<String, Option<Vec<PortBinding>>>) {
     let mut exposed: Vec<String> = Vec::new();
     let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     for port in pod.spec.containers.iter().flat_map(|c| &c.ports) {
@@ -197,10 +233,15 @@ fn pod_ports(pod: &DesiredPod) -> (Vec<String>, HashMap<String, Option<Vec<PortB
         if !exposed.contains(&key) {
             exposed.push(key.clone());
         }
-        if let Some(host_port) = port.host_port {
+        let host_port = match port.host_port {
+            Some(p) => Some(p.to_string()),
+            None if ephemeral.contains(&port.container_port) => Some(String::new()),
+            None => None,
+        };
+        if let Some(host_port) = host_port {
             let binding = PortBinding {
                 host_ip: port.host_ip.clone(),
-                host_port: Some(host_port.to_string()),
+                host_port: Some(host_port),
             };
             let list = bindings.entry(key).or_insert_with(|| Some(Vec::new()));
             let list = list.get_or_insert_with(Vec::new);

@@ -83,7 +83,7 @@ fn command_replaces_entrypoint_and_args_replace_cmd() {
         value: "1=2".into(),
     }];
     c.working_dir = Some("/srv".into());
-    let body = container_body(&pod(vec![c.clone()]), 0, None).unwrap();
+    let body = container_body(&pod(vec![c.clone()]), 0, None, &[]).unwrap();
     assert_eq!(
         body.entrypoint,
         Some(vec!["sh".to_string(), "-c".to_string()])
@@ -94,7 +94,7 @@ fn command_replaces_entrypoint_and_args_replace_cmd() {
     assert_eq!(body.stop_timeout, Some(7));
 
     c.command.clear();
-    let body = container_body(&pod(vec![c]), 0, None).unwrap();
+    let body = container_body(&pod(vec![c]), 0, None, &[]).unwrap();
     assert_eq!(body.entrypoint, None, "the image's ENTRYPOINT stays");
     assert_eq!(body.cmd, Some(vec!["echo hi".to_string()]));
 }
@@ -105,7 +105,7 @@ fn limits_become_memory_and_nano_cpus() {
     c.resources.limits.memory = Some(Memory(64 * 1024 * 1024));
     c.resources.limits.cpu = Some(Cpu(250));
     c.resources.requests.memory = Some(Memory(1));
-    let host = container_body(&pod(vec![c]), 0, None)
+    let host = container_body(&pod(vec![c]), 0, None, &[])
         .unwrap()
         .host_config
         .unwrap();
@@ -125,25 +125,34 @@ fn restart_policies_map_to_dockers() {
 }
 
 #[test]
-fn container_zero_owns_hostname_and_publishes_every_containers_ports() {
+fn the_holder_owns_hostname_and_publishes_every_containers_ports() {
     let mut app = container("app");
     app.ports = vec![port(8080, Some(18080)), port(9000, None)];
     let mut side = container("side");
     side.ports = vec![port(9090, Some(19090))];
     let p = pod(vec![app, side]);
 
-    let zero = container_body(&p, 0, None).unwrap();
-    assert_eq!(zero.hostname.as_deref(), Some("web-x7k2q"));
+    let holder = holder_body(&p, "berth/pause:abc", &[9000]);
+    assert_eq!(holder.image.as_deref(), Some("berth/pause:abc"));
+    assert_eq!(holder.hostname.as_deref(), Some("web-x7k2q"));
     assert_eq!(
-        zero.exposed_ports,
+        holder.exposed_ports,
         Some(vec![
             "8080/tcp".to_string(),
             "9000/tcp".to_string(),
             "9090/tcp".to_string()
         ])
     );
-    let bindings = zero.host_config.unwrap().port_bindings.unwrap();
-    assert_eq!(bindings.len(), 2);
+    let labels_of_holder = holder.labels.clone().unwrap();
+    assert_eq!(labels_of_holder[labels::ROLE], "holder");
+    assert_eq!(labels_of_holder[labels::CONTAINER], HOLDER);
+    let host = holder.host_config.unwrap();
+    assert_eq!(
+        host.restart_policy.unwrap().name,
+        Some(RestartPolicyNameEnum::ALWAYS)
+    );
+    let bindings = host.port_bindings.unwrap();
+    assert_eq!(bindings.len(), 3);
     assert_eq!(
         bindings["9090/tcp"],
         Some(vec![PortBinding {
@@ -151,18 +160,38 @@ fn container_zero_owns_hostname_and_publishes_every_containers_ports() {
             host_port: Some("19090".into())
         }])
     );
+    assert_eq!(
+        bindings["9000/tcp"],
+        Some(vec![PortBinding {
+            host_ip: None,
+            host_port: Some(String::new())
+        }]),
+        "a probed port without a hostPort is published on a port the engine picks"
+    );
 
-    let one = container_body(&p, 1, Some("abc123")).unwrap();
-    assert_eq!(one.hostname, None);
-    assert_eq!(one.exposed_ports, None);
-    let host = one.host_config.unwrap();
-    assert_eq!(host.network_mode.as_deref(), Some("container:abc123"));
-    assert_eq!(host.port_bindings, None);
-
+    for index in [0, 1] {
+        let app = container_body(&p, index, Some("abc123"), &[]).unwrap();
+        assert_eq!(app.hostname, None);
+        assert_eq!(app.exposed_ports, None);
+        let host = app.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("container:abc123"));
+        assert_eq!(host.port_bindings, None);
+    }
     assert!(matches!(
-        container_body(&p, 1, None),
+        container_body(&p, 1, None, &[]),
         Err(DockerError::InvalidPod { .. })
     ));
+}
+
+#[test]
+fn a_single_container_owns_its_namespace_and_ports() {
+    let mut app = container("app");
+    app.ports = vec![port(8080, Some(18080))];
+    let zero = container_body(&pod(vec![app]), 0, None, &[]).unwrap();
+    assert_eq!(zero.hostname.as_deref(), Some("web-x7k2q"));
+    let host = zero.host_config.unwrap();
+    assert_eq!(host.network_mode, None);
+    assert_eq!(host.port_bindings.unwrap().len(), 1);
 }
 
 #[test]
@@ -204,7 +233,7 @@ fn empty_dirs_are_named_labelled_volumes_and_host_paths_bind_mounts() {
     assert_eq!(vl[labels::MANAGED], "true");
     assert_eq!(vl[labels::POD], "web-x7k2q");
 
-    let mounts = container_body(&p, 0, None)
+    let mounts = container_body(&p, 0, None, &[])
         .unwrap()
         .host_config
         .unwrap()
@@ -222,6 +251,6 @@ fn empty_dirs_are_named_labelled_volumes_and_host_paths_bind_mounts() {
     assert_eq!(mounts[1].read_only, Some(true));
 
     p.spec.volumes.clear();
-    let err = container_body(&p, 0, None).unwrap_err();
+    let err = container_body(&p, 0, None, &[]).unwrap_err();
     assert!(err.to_string().contains("unknown volume 'cache'"), "{err}");
 }

@@ -64,6 +64,19 @@ pub enum DockerError {
     #[error("pulling image '{image}' failed: {message}")]
     ImagePull { image: String, message: String },
 
+    /// A call that berth bounds itself (an exec probe) did not end in time.
+    #[error("host {host}: {action} did not end within {after:?}")]
+    Timeout {
+        host: String,
+        action: String,
+        after: std::time::Duration,
+    },
+
+    /// A berth container name is still held by an older container of the same pod, which the
+    /// engine is stopping; creating waits for it.
+    #[error("host {host}: container name '{name}' is still held by an older container of the pod (being removed)")]
+    NameInUse { host: String, name: String },
+
     /// `imagePullPolicy: Never` and the image is not on the host.
     #[error("host {host}: image '{image}' is not present and imagePullPolicy is Never")]
     ImageNotPresent { host: String, image: String },

@@ -14,10 +14,9 @@ use std::time::Duration;
 
 use bollard::query_parameters::{
     ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptions,
-    StartContainerOptions, StopContainerOptionsBuilder,
+    StartContainerOptions,
 };
 use bollard::Docker;
-use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, OnceCell};
 
@@ -53,6 +52,8 @@ struct Inner {
     /// Held while the pod holder image is imported, so that concurrent pod creations on this
     /// host import it once (the others wait, then find it), not once each.
     pause_import: Mutex<()>,
+    /// One lock per image being pulled (see `image.rs`).
+    pull_gates: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for DockerHost {
@@ -95,6 +96,7 @@ impl DockerHost {
                 timeout,
                 client: OnceCell::new(),
                 pause_import: Mutex::new(()),
+                pull_gates: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -130,6 +132,40 @@ impl DockerHost {
         &self.inner.pause_import
     }
 
+    pub(crate) fn pull_gates(&self) -> &Mutex<HashMap<String, Arc<Mutex<()>>>> {
+        &self.inner.pull_gates
+    }
+
+    /// The host's own address, for a remote engine (`tcp://10.0.0.5:2375` → `10.0.0.5`): where
+    /// its published ports answer. `None` for a local socket.
+    pub fn public_host(&self) -> Option<String> {
+        let addr = match &self.inner.parsed {
+            Endpoint::Unix { .. } => return None,
+            Endpoint::Http { addr } | Endpoint::Https { addr, .. } => addr,
+        };
+        let host = match addr.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => addr.as_str(),
+        };
+        Some(
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+        )
+    }
+
+    /// The timeout of one ordinary request.
+    pub fn request_timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// Is the engine on this machine (a `unix://` socket)? Then its containers' addresses on
+    /// the engine's bridge are reachable from here, as on any Docker host; a remote engine's
+    /// containers are reached through ports published on the host instead.
+    pub fn is_local(&self) -> bool {
+        matches!(self.inner.parsed, Endpoint::Unix { .. })
+    }
+
     /// Wraps a bollard error with this host's name and what was being done.
     pub(crate) fn err(&self, action: impl Into<String>, e: bollard::errors::Error) -> DockerError {
         DockerError::from_bollard(&self.inner.name, action, e)
@@ -151,41 +187,16 @@ impl DockerHost {
     pub async fn start(&self, ids: &[String]) -> Result<(), DockerError> {
         let docker = self.client().await?;
         for id in ids {
-            docker
+            match docker
                 .start_container(id, None::<StartContainerOptions>)
                 .await
-                .map_err(|e| self.err(format!("start container {id}"), e))?;
-        }
-        Ok(())
-    }
-
-    /// Stops containers (SIGTERM, then SIGKILL after `grace_seconds`) and removes them.
-    /// Containers that are already stopped or already gone count as done, so a repeated or
-    /// interrupted removal is harmless. All containers are stopped concurrently, as a pod's
-    /// containers are in Kubernetes, so a pod takes one grace period, not one per container.
-    pub async fn remove(&self, ids: &[String], grace_seconds: u32) -> Result<(), DockerError> {
-        let docker = self.client().await?;
-        // The stop call lasts up to the grace period itself: give it that on top of the usual
-        // timeout (the clone shares the connection pool).
-        let stopper = docker
-            .clone()
-            .with_timeout(self.inner.timeout + Duration::from_secs(grace_seconds.into()));
-        let t = i32::try_from(grace_seconds).unwrap_or(i32::MAX);
-        try_join_all(ids.iter().map(|id| {
-            let stopper = &stopper;
-            async move {
-                let stopped = stopper
-                    .stop_container(id, Some(StopContainerOptionsBuilder::new().t(t).build()))
-                    .await;
-                match stopped {
-                    Ok(()) => {}
-                    Err(e) if is_not_found(&e) => return Ok(()),
-                    Err(e) => return Err(self.err(format!("stop container {id}"), e)),
-                }
-                self.remove_stopped(docker, id).await
+            {
+                Ok(()) => {}
+                // Already started (304): the wanted end state.
+                Err(e) if status_of(&e) == Some(304) => {}
+                Err(e) => return Err(self.err(format!("start container {id}"), e)),
             }
-        }))
-        .await?;
+        }
         Ok(())
     }
 

@@ -8,6 +8,7 @@
 //! `load_files` is pure (bytes in, `Manifests` or problems out) so that `berth validate` on a
 //! directory and sync on a Git commit accept and reject exactly the same trees.
 
+pub mod annotations;
 mod decode;
 pub mod error;
 pub mod limits;

@@ -88,6 +88,37 @@ pub struct PodTemplate {
     pub spec: PodSpec,
 }
 
+impl PodTemplate {
+    /// The template's revision: the spec hash its pods carry. Replicas of one revision are
+    /// interchangeable; a new revision means new replicas (a rollout).
+    pub fn revision(&self) -> String {
+        spec_hash(&self.labels, &self.annotations, &self.spec)
+    }
+}
+
+impl Pod {
+    /// The spec hash of this Pod's containers.
+    pub fn revision(&self) -> String {
+        spec_hash(
+            &self.metadata.labels,
+            &self.metadata.annotations,
+            &self.spec,
+        )
+    }
+}
+
+/// Hash of what, when it changes, needs new containers: the pod's labels, annotations and spec.
+/// The commit is deliberately left out, so a revert or a change elsewhere causes no churn.
+/// Sixteen hex digits of SHA-256 over the canonical JSON (maps are sorted), identical on
+/// every controller and every run.
+pub fn spec_hash(labels: &StringMap, annotations: &StringMap, spec: &PodSpec) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes =
+        serde_json::to_vec(&(labels, annotations, spec)).expect("pod specs always serialise");
+    let digest = Sha256::digest(&bytes);
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
 /// What one pod runs. The containers of a pod share one network namespace (they reach each
 /// other on `localhost`) and the pod's `emptyDir` volumes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

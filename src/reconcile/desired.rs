@@ -1,23 +1,16 @@
 //! From the committed state to the list of pod instances that should exist, each with its host
 //! and spec hash.
 
-use sha2::{Digest, Sha256};
-
 use super::types::DesiredPod;
-use crate::manifest::{PodSpec, StringMap};
 use crate::raft::state::{object_key, ClusterState};
 
-/// Hash of what, when it changes, needs new containers: the pod's labels, annotations and spec.
-/// The commit is deliberately left out, so a revert or a change elsewhere causes no churn.
-pub fn spec_hash(labels: &StringMap, annotations: &StringMap, spec: &PodSpec) -> String {
-    let bytes =
-        serde_json::to_vec(&(labels, annotations, spec)).expect("pod specs always serialise");
-    let digest = Sha256::digest(&bytes);
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::manifest::spec_hash;
 
 /// Every pod instance the committed state wants, placed. RC replicas without a committed
 /// placement are left out: the leader places them through Raft before anything is created.
+///
+/// Each replica runs the template of its own revision: during a rollout the old replicas keep
+/// theirs (an old replica that dies is recreated as it was, never from the new template).
 pub fn pods(state: &ClusterState) -> Vec<DesiredPod> {
     let commit = state.desired_commit.clone().unwrap_or_default();
     let mut out = Vec::new();
@@ -32,27 +25,33 @@ pub fn pods(state: &ClusterState) -> Vec<DesiredPod> {
             owner: None,
             node: node.clone(),
             labels: pod.metadata.labels.clone(),
-            spec_hash: spec_hash(&pod.metadata.labels, &pod.metadata.annotations, &pod.spec),
+            spec_hash: pod.revision(),
             spec: pod.spec.clone(),
             commit: commit.clone(),
         });
     }
     for rc in &state.desired.replication_controllers {
         let key = object_key(&rc.metadata.namespace, &rc.metadata.name);
-        let hash = spec_hash(
-            &rc.template.labels,
-            &rc.template.annotations,
-            &rc.template.spec,
-        );
+        let current = rc.template.revision();
         for replica in state.replicas.get(&key).into_iter().flatten() {
+            let revision = if replica.revision.is_empty() {
+                &current
+            } else {
+                &replica.revision
+            };
+            let Some(template) = state.template(&key, revision) else {
+                // Not reachable through `apply`, which keeps every template a replica runs.
+                tracing::error!(rc = %key, replica = %replica.name, %revision, "no template for this revision; replica left alone");
+                continue;
+            };
             out.push(DesiredPod {
                 namespace: rc.metadata.namespace.clone(),
                 name: replica.name.clone(),
                 owner: Some(rc.metadata.name.clone()),
                 node: replica.node.clone(),
-                labels: rc.template.labels.clone(),
-                spec: rc.template.spec.clone(),
-                spec_hash: hash.clone(),
+                labels: template.labels.clone(),
+                spec: template.spec.clone(),
+                spec_hash: revision.clone(),
                 commit: commit.clone(),
             });
         }

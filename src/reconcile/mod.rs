@@ -14,4 +14,4 @@ pub use types::*;
 pub mod desired;
 pub mod plan;
 
-pub use plan::{plan, pod_done};
+pub use plan::{plan, plan_pod, pod_done, Decision, PodInputs, PodMemory, STOP_MARGIN_MS};

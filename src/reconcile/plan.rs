@@ -1,115 +1,333 @@
-//! The pure heart of berth: `plan(desired, observed) -> Plan`.
+//! The pure heart of berth: what to do next for one pod instance, from what is wanted, what is
+//! seen and what the engine remembers. No I/O and no clock: `now` is an input.
 //!
-//! Rules, in the order they are applied to each pod:
-//! - a host whose engine did not answer (`NodeView::Unknown`) gets no step at all: nothing is
-//!   created there and, above all, nothing is removed on partial knowledge;
-//! - a desired pod with no container is created;
-//! - a pod whose containers carry another spec hash, or that lacks one of its containers, is
-//!   replaced whole (its containers share container 0's network namespace, so they are made
-//!   together);
-//! - an unchanged pod is never touched, except to start containers that stopped and that its
-//!   restart policy wants running; if container 0 (the network holder) of a pod with several
-//!   containers stopped, the pod is replaced, since a restarted holder gets a new namespace its
-//!   siblings would not see;
-//! - managed containers that no desired pod claims are removed, after their grace period.
+//! Rules, in order, for the containers of one pod name (`namespace/name`):
+//! 1. Containers on a host whose engine did not answer are not even passed in: nothing is
+//!    created there and, above all, nothing is removed on partial knowledge.
+//! 2. The wanted containers are "current": on the desired host, with the desired spec hash,
+//!    and joined to the pod's current holder. Everything else of that name is "stale": another
+//!    spec, another host, no longer wanted, or left in a dead holder's network namespace.
+//! 3. Image first: when a container of the desired spec is missing, its images are pulled on
+//!    its host before anything stale is stopped. A failed pull leaves the old pod running.
+//! 4. Stale containers stop gracefully, a pod's app containers first (their stop signal, then
+//!    SIGKILL once the grace period and a margin are over), its holder last; then they are
+//!    removed, with the pod's `emptyDir` volumes when nothing current remains on that host.
+//! 5. Then the desired pod: wait while a gate holds it (a rollout, a busy host port); create
+//!    what is missing; start a stopped holder; restart apps whose holder restarted after them
+//!    (they sit in its old network namespace); start containers the restart policy wants
+//!    running that Docker itself will not restart (created, or stopped by hand).
+//! 6. Retries wait out the pod's backoff; a pod with nothing to do is done.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::types::*;
 use crate::manifest::RestartPolicy;
+use crate::raft::state::Millis;
 
-pub fn plan(desired: &[DesiredPod], observed: &Observed) -> Plan {
-    // (node, namespace, pod) -> containers seen.
-    let mut seen: BTreeMap<(&str, &str, &str), Vec<&ObservedContainer>> = BTreeMap::new();
-    for (node, view) in observed {
-        if let NodeView::Seen(containers) = view {
-            for c in containers {
-                seen.entry((node.as_str(), c.namespace.as_str(), c.pod.as_str()))
-                    .or_default()
-                    .push(c);
-            }
-        }
-    }
-    let mut steps = Vec::new();
-    let mut claimed: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
-    for pod in desired {
-        match observed.get(&pod.node) {
-            Some(NodeView::Seen(_)) => {}
-            // Unknown or unconfigured host: wait until it can be seen.
-            _ => continue,
-        }
-        let key = (pod.node.as_str(), pod.namespace.as_str(), pod.name.as_str());
-        claimed.insert(key);
-        let containers = seen.get(&key).map(Vec::as_slice).unwrap_or(&[]);
-        if let Some(step) = plan_pod(pod, containers) {
-            steps.push(step);
-        }
-    }
-    for (key, containers) in &seen {
-        if claimed.contains(key) {
-            continue;
-        }
-        let (node, namespace, pod) = *key;
-        steps.push(Step::Remove {
-            node: node.to_string(),
-            pod: format!("{namespace}/{pod}"),
-            ids: containers.iter().map(|c| c.id.clone()).collect(),
-            grace_seconds: containers
-                .iter()
-                .map(|c| c.grace_seconds)
-                .max()
-                .unwrap_or(0),
-        });
-    }
-    Plan { steps }
+/// Margin after a grace period before SIGKILL: the stop signal and the process's exit take a
+/// moment to reach the engine's state.
+pub const STOP_MARGIN_MS: Millis = 2_000;
+
+/// What the engine remembers of one pod instance beyond Docker's own state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodMemory {
+    /// The desired spec's images are known to be on the desired host.
+    pub images_ready: bool,
+    /// Containers told to stop, with the time their grace runs out.
+    pub stopping: BTreeMap<String, Millis>,
+    /// Why the pod may not be created yet (a rollout gate), when it may not.
+    pub gate: Option<String>,
+    /// A failed step waits until then, with why it failed.
+    pub retry: Option<(Millis, String)>,
+    /// Containers to restart (their liveness probe failed), with why.
+    pub restart: Vec<(String, String)>,
 }
 
-fn plan_pod(pod: &DesiredPod, containers: &[&ObservedContainer]) -> Option<Step> {
-    if containers.is_empty() {
-        return Some(Step::Create { pod: pod.clone() });
+/// Everything `plan_pod` needs about one pod name.
+#[derive(Debug, Clone, Copy)]
+pub struct PodInputs<'a> {
+    pub desired: Option<&'a DesiredPod>,
+    /// Whether the desired host's engine answered.
+    pub desired_host_known: bool,
+    /// The managed containers of this pod name, on every host whose engine answered.
+    pub seen: &'a [(&'a str, &'a ObservedContainer)],
+    pub memory: &'a PodMemory,
+    pub now: Millis,
+}
+
+/// What to do next for a pod. Short-lived (one per look at a pod): its size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Act(Step),
+    /// Nothing to do now; look again at `until` (or on the next event), and why.
+    Wait {
+        until: Option<Millis>,
+        why: String,
+    },
+    /// The pod is as wanted (or gone, as wanted).
+    Done,
+}
+
+pub fn plan_pod(i: &PodInputs) -> Decision {
+    let (current, stale) = partition(i.desired, i.seen);
+    let desired = i.desired.filter(|_| i.desired_host_known);
+    if let Some(pod) = desired {
+        if !i.memory.images_ready && !missing(pod, &current).is_empty() {
+            return retrying(i, Step::Pull { pod: pod.clone() });
+        }
     }
+    if let Some(decision) = stop_stale(i, &stale, &current) {
+        return decision;
+    }
+    let Some(pod) = desired else {
+        return match i.desired {
+            Some(p) => Decision::Wait {
+                until: None,
+                why: format!("host {} is not answering", p.node),
+            },
+            None => Decision::Done,
+        };
+    };
+    if let Some(why) = &i.memory.gate {
+        return Decision::Wait {
+            until: None,
+            why: why.clone(),
+        };
+    }
+    if !missing(pod, &current).is_empty() {
+        return retrying(i, Step::Create { pod: pod.clone() });
+    }
+    let key = pod.key();
+    let holder = current.iter().find(|c| c.holder);
+    if let Some(h) = holder.filter(|h| !h.running && h.state != "restarting") {
+        return retrying(
+            i,
+            Step::Start {
+                node: pod.node.clone(),
+                pod: key,
+                ids: vec![h.id.clone()],
+            },
+        );
+    }
+    let apps: Vec<&ObservedContainer> = current.iter().filter(|c| !c.holder).copied().collect();
+    let mut restart: Vec<String> = Vec::new();
+    if let Some(h) = holder {
+        restart.extend(
+            apps.iter()
+                .filter(|a| a.running && a.started_at < h.started_at)
+                .map(|a| a.id.clone()),
+        );
+    }
+    restart.extend(
+        i.memory
+            .restart
+            .iter()
+            .filter(|(id, _)| apps.iter().any(|a| &a.id == id && a.running))
+            .map(|(id, _)| id.clone()),
+    );
+    if !restart.is_empty() {
+        restart.sort();
+        restart.dedup();
+        return retrying(
+            i,
+            Step::Restart {
+                node: pod.node.clone(),
+                pod: key,
+                ids: restart,
+            },
+        );
+    }
+    let stopped: Vec<String> = pod
+        .spec
+        .containers
+        .iter()
+        .filter_map(|spec| apps.iter().find(|a| a.container == spec.name))
+        .filter(|a| !a.running && should_run(pod.spec.restart_policy, a))
+        .map(|a| a.id.clone())
+        .collect();
+    if !stopped.is_empty() {
+        return retrying(
+            i,
+            Step::Start {
+                node: pod.node.clone(),
+                pod: key,
+                ids: stopped,
+            },
+        );
+    }
+    Decision::Done
+}
+
+/// `step`, unless the pod is waiting out a backoff.
+fn retrying(i: &PodInputs, step: Step) -> Decision {
+    match &i.memory.retry {
+        Some((at, why)) if *at > i.now => Decision::Wait {
+            until: Some(*at),
+            why: why.clone(),
+        },
+        _ => Decision::Act(step),
+    }
+}
+
+/// Splits the seen containers into the desired pod's current ones and the stale rest.
+fn partition<'a>(
+    desired: Option<&DesiredPod>,
+    seen: &[(&'a str, &'a ObservedContainer)],
+) -> (
+    Vec<&'a ObservedContainer>,
+    Vec<(&'a str, &'a ObservedContainer)>,
+) {
+    let Some(pod) = desired else {
+        return (Vec::new(), seen.iter().map(|(h, c)| (*h, *c)).collect());
+    };
     let wanted: BTreeSet<&str> = pod
         .spec
         .containers
         .iter()
         .map(|c| c.name.as_str())
         .collect();
-    let mut have: BTreeMap<&str, &ObservedContainer> = BTreeMap::new();
-    let mut duplicate = false;
-    for c in containers {
-        duplicate |= have.insert(c.container.as_str(), c).is_some();
+    let here = |h: &str, c: &ObservedContainer| h == pod.node && c.spec_hash == pod.spec_hash;
+    let holder = seen
+        .iter()
+        .find(|(h, c)| here(h, c) && c.holder && pod.has_holder())
+        .map(|(_, c)| c.id.as_str());
+    let mut current = Vec::new();
+    let mut stale = Vec::new();
+    let mut names: BTreeSet<&str> = BTreeSet::new();
+    for &(h, c) in seen {
+        let ok = here(h, c)
+            && if c.holder {
+                Some(c.id.as_str()) == holder
+            } else {
+                wanted.contains(c.container.as_str())
+                    && c.network_owner.as_deref() == holder
+                    && names.insert(c.container.as_str())
+            };
+        if ok {
+            current.push(c);
+        } else {
+            stale.push((h, c));
+        }
     }
-    let stale = duplicate
-        || containers.iter().any(|c| c.spec_hash != pod.spec_hash)
-        || have.keys().copied().collect::<BTreeSet<_>>() != wanted;
-    let holder_down = pod.spec.containers.len() > 1
-        && containers
+    (current, stale)
+}
+
+/// The containers (by name, the holder as [`HOLDER`]) the desired pod lacks.
+fn missing<'a>(pod: &'a DesiredPod, current: &[&ObservedContainer]) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    if pod.has_holder() && !current.iter().any(|c| c.holder) {
+        out.push(HOLDER);
+    }
+    out.extend(
+        pod.spec
+            .containers
             .iter()
-            .any(|c| c.index == 0 && !c.running && should_run(pod.spec.restart_policy, c));
-    if stale || holder_down {
-        return Some(Step::Replace {
-            pod: pod.clone(),
-            remove: containers.iter().map(|c| c.id.clone()).collect(),
-            grace_seconds: containers
+            .map(|c| c.name.as_str())
+            .filter(|name| !current.iter().any(|c| !c.holder && c.container == *name)),
+    );
+    out
+}
+
+/// The next step of stopping the stale containers of one host (the first host with any), or
+/// `None` when there are none.
+fn stop_stale(
+    i: &PodInputs,
+    stale: &[(&str, &ObservedContainer)],
+    current: &[&ObservedContainer],
+) -> Option<Decision> {
+    let host = stale.iter().map(|(h, _)| *h).min()?;
+    let on_host: Vec<&ObservedContainer> = stale
+        .iter()
+        .filter(|(h, _)| *h == host)
+        .map(|(_, c)| *c)
+        .collect();
+    let pod = format!("{}/{}", on_host[0].namespace, on_host[0].pod);
+    let alive = |c: &ObservedContainer| c.running || c.state == "restarting";
+    let apps: Vec<&ObservedContainer> = on_host
+        .iter()
+        .filter(|c| !c.holder && alive(c))
+        .copied()
+        .collect();
+    let unsignalled: Vec<&ObservedContainer> = apps
+        .iter()
+        .filter(|c| !i.memory.stopping.contains_key(&c.id))
+        .copied()
+        .collect();
+    if !unsignalled.is_empty() {
+        let grace = unsignalled
+            .iter()
+            .map(|c| c.grace_seconds)
+            .max()
+            .unwrap_or(0);
+        return Some(Decision::Act(Step::Stop {
+            node: host.to_string(),
+            pod,
+            ids: unsignalled
                 .iter()
-                .map(|c| c.grace_seconds)
-                .max()
-                .unwrap_or(0),
+                .map(|c| (c.id.clone(), c.stop_signal.clone()))
+                .collect(),
+            deadline: i.now + Millis::from(grace) * 1000 + STOP_MARGIN_MS,
+        }));
+    }
+    if !apps.is_empty() {
+        let overdue: Vec<String> = apps
+            .iter()
+            .filter(|c| i.memory.stopping.get(&c.id).is_some_and(|d| *d <= i.now))
+            .map(|c| c.id.clone())
+            .collect();
+        if !overdue.is_empty() {
+            return Some(Decision::Act(Step::Kill {
+                node: host.to_string(),
+                pod,
+                ids: overdue,
+            }));
+        }
+        let until = apps
+            .iter()
+            .filter_map(|c| i.memory.stopping.get(&c.id))
+            .min()
+            .copied();
+        return Some(Decision::Wait {
+            until,
+            why: format!("{pod} is stopping on {host}"),
         });
     }
-    let ids: Vec<String> = pod
-        .spec
-        .containers
+    let holders: Vec<String> = on_host
         .iter()
-        .filter_map(|spec| have.get(spec.name.as_str()))
-        .filter(|c| !c.running && should_run(pod.spec.restart_policy, c))
+        .filter(|c| c.holder && alive(c))
         .map(|c| c.id.clone())
         .collect();
-    (!ids.is_empty()).then(|| Step::Start {
-        node: pod.node.clone(),
-        pod: format!("{}/{}", pod.namespace, pod.name),
-        ids,
-    })
+    if !holders.is_empty() {
+        return Some(Decision::Act(Step::Kill {
+            node: host.to_string(),
+            pod,
+            ids: holders,
+        }));
+    }
+    let desired_here = i.desired.is_some_and(|d| d.node == host);
+    Some(Decision::Act(Step::Remove {
+        node: host.to_string(),
+        pod,
+        ids: on_host.iter().map(|c| c.id.clone()).collect(),
+        volumes: !desired_here || current.is_empty(),
+    }))
+}
+
+/// Does the restart policy want this stopped container running again, where Docker will not
+/// restart it itself? A container that was created but never started always should; one that
+/// exited was either stopped by hand or is done (Docker shows crashes it will restart as
+/// `restarting`).
+fn should_run(policy: RestartPolicy, c: &ObservedContainer) -> bool {
+    match c.state.as_str() {
+        "created" => true,
+        "restarting" | "running" | "removing" | "paused" => false,
+        _ => match policy {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => c.exit_code.unwrap_or(1) != 0,
+            RestartPolicy::Never => false,
+        },
+    }
 }
 
 /// Is this pod instance where its spec wants it? Every container exists with the pod's spec
@@ -131,208 +349,47 @@ fn completed(policy: RestartPolicy, c: &ObservedContainer) -> bool {
     policy != RestartPolicy::Always && c.state == "exited" && c.exit_code == Some(0)
 }
 
-/// Does the restart policy want this stopped container running again? A container that was
-/// created but never started always should.
-fn should_run(policy: RestartPolicy, c: &ObservedContainer) -> bool {
-    if c.state == "created" {
-        return true;
+/// The whole plan at once, for every pod name desired or seen: the first step of each, with the
+/// engine remembering nothing (images assumed present, no stop under way). The engine plans
+/// one pod at a time with its memory; this view serves tests, benchmarks and `describe`.
+pub fn plan(desired: &[DesiredPod], observed: &Observed, now: Millis) -> Plan {
+    let mut seen: BTreeMap<(&str, &str), Vec<(&str, &ObservedContainer)>> = BTreeMap::new();
+    for (node, view) in observed {
+        if let NodeView::Seen(containers) = view {
+            for c in containers {
+                seen.entry((c.namespace.as_str(), c.pod.as_str()))
+                    .or_default()
+                    .push((node.as_str(), c));
+            }
+        }
     }
-    match policy {
-        RestartPolicy::Always => true,
-        RestartPolicy::OnFailure => c.exit_code.unwrap_or(1) != 0,
-        RestartPolicy::Never => false,
+    let by_key: BTreeMap<(&str, &str), &DesiredPod> = desired
+        .iter()
+        .map(|p| ((p.namespace.as_str(), p.name.as_str()), p))
+        .collect();
+    let keys: BTreeSet<(&str, &str)> = by_key.keys().chain(seen.keys()).copied().collect();
+    let memory = PodMemory {
+        images_ready: true,
+        ..PodMemory::default()
+    };
+    let mut steps = Vec::new();
+    for key in keys {
+        let d = by_key.get(&key).copied();
+        let inputs = PodInputs {
+            desired: d,
+            desired_host_known: d
+                .is_some_and(|p| matches!(observed.get(&p.node), Some(NodeView::Seen(_)))),
+            seen: seen.get(&key).map(Vec::as_slice).unwrap_or(&[]),
+            memory: &memory,
+            now,
+        };
+        if let Decision::Act(step) = plan_pod(&inputs) {
+            steps.push(step);
+        }
     }
+    Plan { steps }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::manifest::{Container, PodSpec, PullPolicy};
-
-    fn container(name: &str) -> Container {
-        Container {
-            image_pull_policy: PullPolicy::IfNotPresent,
-            ..Container::new(name, "img:1")
-        }
-    }
-
-    fn pod(name: &str, hash: &str) -> DesiredPod {
-        DesiredPod {
-            namespace: "default".into(),
-            name: name.into(),
-            owner: Some("web".into()),
-            node: "a".into(),
-            labels: Default::default(),
-            spec: PodSpec {
-                containers: vec![container("main")],
-                volumes: vec![],
-                restart_policy: RestartPolicy::Always,
-                node_selector: Default::default(),
-                termination_grace_period_seconds: 7,
-            },
-            spec_hash: hash.into(),
-            commit: "c1".into(),
-        }
-    }
-
-    fn seen(pod: &str, container: &str, hash: &str, id: &str) -> ObservedContainer {
-        ObservedContainer {
-            id: id.into(),
-            namespace: "default".into(),
-            pod: pod.into(),
-            container: container.into(),
-            owner: Some("web".into()),
-            commit: "c0".into(),
-            spec_hash: hash.into(),
-            index: 0,
-            grace_seconds: 3,
-            image: "img:1".into(),
-            running: true,
-            state: "running".into(),
-            exit_code: None,
-        }
-    }
-
-    fn on_a(containers: Vec<ObservedContainer>) -> Observed {
-        [("a".to_string(), NodeView::Seen(containers))].into()
-    }
-
-    #[test]
-    fn missing_pods_are_created() {
-        let p = plan(&[pod("web-1", "h")], &on_a(vec![]));
-        assert_eq!(
-            p.steps,
-            vec![Step::Create {
-                pod: pod("web-1", "h")
-            }]
-        );
-    }
-
-    #[test]
-    fn unchanged_pods_are_never_touched_whatever_their_commit() {
-        let p = plan(
-            &[pod("web-1", "h")],
-            &on_a(vec![seen("web-1", "main", "h", "id1")]),
-        );
-        assert!(p.is_empty(), "{p:?}");
-    }
-
-    #[test]
-    fn a_changed_spec_replaces_only_that_pod() {
-        let observed = on_a(vec![
-            seen("web-1", "main", "old", "id1"),
-            seen("db-1", "main", "d", "id2"),
-        ]);
-        let p = plan(&[pod("web-1", "new"), pod("db-1", "d")], &observed);
-        assert_eq!(
-            p.steps,
-            vec![Step::Replace {
-                pod: pod("web-1", "new"),
-                remove: vec!["id1".into()],
-                grace_seconds: 3
-            }]
-        );
-    }
-
-    #[test]
-    fn containers_nothing_wants_are_removed_with_their_grace() {
-        let p = plan(&[], &on_a(vec![seen("web-9", "main", "h", "id9")]));
-        assert_eq!(
-            p.steps,
-            vec![Step::Remove {
-                node: "a".into(),
-                pod: "default/web-9".into(),
-                ids: vec!["id9".into()],
-                grace_seconds: 3
-            }]
-        );
-    }
-
-    #[test]
-    fn plan_never_acts_on_an_unreachable_host() {
-        let observed: Observed = [("a".to_string(), NodeView::Unknown)].into();
-        assert!(plan(&[pod("web-1", "h")], &observed).is_empty());
-        assert!(plan(&[], &observed).is_empty());
-    }
-
-    #[test]
-    fn stopped_containers_start_when_the_policy_says_so() {
-        let mut c = seen("web-1", "main", "h", "id1");
-        c.index = 1;
-        c.running = false;
-        c.state = "exited".into();
-        c.exit_code = Some(0);
-        let mut holder = seen("web-1", "side", "h", "id0");
-        holder.index = 0;
-        let mut desired = pod("web-1", "h");
-        desired.spec.containers = vec![container("side"), container("main")];
-        let observed = on_a(vec![holder.clone(), c.clone()]);
-        assert_eq!(
-            plan(std::slice::from_ref(&desired), &observed).steps,
-            vec![Step::Start {
-                node: "a".into(),
-                pod: "default/web-1".into(),
-                ids: vec!["id1".into()]
-            }]
-        );
-        desired.spec.restart_policy = RestartPolicy::OnFailure;
-        assert!(plan(std::slice::from_ref(&desired), &observed).is_empty());
-        desired.spec.restart_policy = RestartPolicy::Never;
-        assert!(plan(&[desired], &observed).is_empty());
-    }
-
-    #[test]
-    fn a_stopped_network_holder_replaces_a_pod_of_several_containers() {
-        let mut holder = seen("web-1", "main", "h", "id1");
-        holder.running = false;
-        holder.state = "exited".into();
-        holder.exit_code = Some(137);
-        let mut side = seen("web-1", "side", "h", "id2");
-        side.index = 1;
-        let mut desired = pod("web-1", "h");
-        desired.spec.containers.push(container("side"));
-        let p = plan(&[desired], &on_a(vec![holder.clone(), side]));
-        assert!(
-            matches!(&p.steps[..], [Step::Replace { remove, .. }] if remove.len() == 2),
-            "{p:?}"
-        );
-        // A pod of one container is simply started again: no sibling shares its namespace.
-        let p = plan(&[pod("web-1", "h")], &on_a(vec![holder]));
-        assert!(
-            matches!(&p.steps[..], [Step::Start { ids, .. }] if ids == &["id1".to_string()]),
-            "{p:?}"
-        );
-    }
-
-    #[test]
-    fn a_pod_missing_a_container_is_replaced_whole() {
-        let mut desired = pod("web-1", "h");
-        desired.spec.containers.push(container("side"));
-        let p = plan(&[desired], &on_a(vec![seen("web-1", "main", "h", "id1")]));
-        assert!(matches!(&p.steps[..], [Step::Replace { .. }]), "{p:?}");
-    }
-
-    #[test]
-    fn a_completed_never_pod_is_done_and_a_failed_one_is_not() {
-        let mut desired = pod("job-1", "h");
-        desired.spec.restart_policy = RestartPolicy::Never;
-        let mut c = seen("job-1", "main", "h", "id1");
-        c.running = false;
-        c.state = "exited".into();
-        c.exit_code = Some(0);
-        assert!(pod_done(&desired, std::slice::from_ref(&c)));
-        assert!(plan(std::slice::from_ref(&desired), &on_a(vec![c.clone()])).is_empty());
-        c.exit_code = Some(1);
-        assert!(!pod_done(&desired, std::slice::from_ref(&c)));
-        desired.spec.restart_policy = RestartPolicy::Always;
-        c.exit_code = Some(0);
-        assert!(!pod_done(&desired, &[c]), "an Always pod must run");
-    }
-
-    #[test]
-    fn pods_on_unconfigured_hosts_wait() {
-        let mut p = pod("web-1", "h");
-        p.node = "gone".into();
-        assert!(plan(&[p], &on_a(vec![])).is_empty());
-    }
-}
+#[path = "plan_tests.rs"]
+mod tests;

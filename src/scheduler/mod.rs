@@ -5,4 +5,4 @@
 
 pub mod place;
 
-pub use place::{place, Host, Placement};
+pub use place::{host_ports, new_replicas, place_pods, Host, HostPort, Load};

@@ -12,6 +12,7 @@ pub use ctx::Ctx;
 
 use ctx::{field, index, Fields};
 
+use super::annotations::Place;
 use super::limits::{show_bytes, MAX_ANNOTATION_BYTES};
 use super::model::*;
 use super::names;
@@ -96,9 +97,14 @@ pub fn labels(ctx: &mut Ctx, node: &Node, path: &str) -> StringMap {
 }
 
 /// Annotations: any strings, at most [`MAX_ANNOTATION_BYTES`] in all (keys and values), as in
-/// Kubernetes.
-fn annotations(ctx: &mut Ctx, node: &Node, path: &str) -> StringMap {
+/// Kubernetes; berth's own (`berth.io/...`) must be known, in their place, with a good value.
+fn annotations(ctx: &mut Ctx, node: &Node, path: &str, place: Place) -> StringMap {
     let map = ctx.string_map(node, path);
+    for (k, v) in &map {
+        if let Some(problem) = super::annotations::check(k, v, place) {
+            ctx.error(node, &field(path, k), problem);
+        }
+    }
     let total: usize = map.iter().map(|(k, v)| k.len() + v.len()).sum();
     if total > MAX_ANNOTATION_BYTES {
         ctx.error(
@@ -119,6 +125,7 @@ fn metadata(
     ctx: &mut Ctx,
     f: &mut Fields,
     name_rule: fn(&str) -> Result<(), String>,
+    place: Place,
 ) -> Option<ObjectMeta> {
     let node = f.take("metadata");
     let Some(node) = node else {
@@ -147,7 +154,7 @@ fn metadata(
         .unwrap_or_default();
     let annotations = m
         .take("annotations")
-        .map(|n| annotations(ctx, n, &m.path_of("annotations")))
+        .map(|n| annotations(ctx, n, &m.path_of("annotations"), place))
         .unwrap_or_default();
     m.finish(ctx);
     Some(ObjectMeta {
@@ -159,7 +166,7 @@ fn metadata(
 }
 
 fn pod_object(ctx: &mut Ctx, f: &mut Fields, origin: Origin) -> Option<Pod> {
-    let metadata = metadata(ctx, f, names::dns1123_subdomain);
+    let metadata = metadata(ctx, f, names::dns1123_subdomain, Place::Pod);
     let spec = required(ctx, f, "spec").and_then(|n| pod::pod_spec(ctx, n, &f.path_of("spec")));
     Some(Pod {
         metadata: metadata?,
@@ -177,7 +184,12 @@ fn required<'n>(ctx: &mut Ctx, f: &mut Fields<'n>, key: &'static str) -> Option<
 }
 
 fn rc(ctx: &mut Ctx, f: &mut Fields, origin: Origin) -> Option<ReplicationController> {
-    let metadata = metadata(ctx, f, names::dns1123_subdomain);
+    let metadata = metadata(
+        ctx,
+        f,
+        names::dns1123_subdomain,
+        Place::ReplicationController,
+    );
     let spec_node = required(ctx, f, "spec")?;
     let sp = f.path_of("spec");
     let mut s = ctx.map(spec_node, &sp)?;
@@ -248,7 +260,7 @@ fn template(ctx: &mut Ctx, node: &Node, path: &str) -> Option<PodTemplate> {
                         .unwrap_or_default();
                     let a = m
                         .take("annotations")
-                        .map(|n| annotations(ctx, n, &m.path_of("annotations")))
+                        .map(|n| annotations(ctx, n, &m.path_of("annotations"), Place::Template))
                         .unwrap_or_default();
                     // A template's name is ignored by Kubernetes too: replicas get generated names.
                     let _ = m.take("name");
@@ -271,7 +283,7 @@ fn template(ctx: &mut Ctx, node: &Node, path: &str) -> Option<PodTemplate> {
 }
 
 fn service(ctx: &mut Ctx, f: &mut Fields, origin: Origin) -> Option<Service> {
-    let metadata = metadata(ctx, f, names::dns1035_label);
+    let metadata = metadata(ctx, f, names::dns1035_label, Place::Service);
     let spec_node = required(ctx, f, "spec")?;
     let mut s = ctx.map(spec_node, &f.path_of("spec"))?;
     let selector_node = s.take("selector");

@@ -1,0 +1,233 @@
+//! Convergence, defined once, and what follows a commit that cannot get there.
+//!
+//! A commit has converged when one look of the leader finds, all at once:
+//! - every configured host answering (an unknown host might hold anything);
+//! - every desired pod instance done: its containers run its current spec and it is ready, or,
+//!   for `restartPolicy: Never`/`OnFailure`, completed with exit 0; nothing left to do for it
+//!   (no step planned, no retry pending);
+//! - no other managed container on any host: nothing still draining or being pruned;
+//! - every RC's rollout complete (a halted one never is): its replicas all of the template's
+//!   revision, as many as desired (none `Pending`), each available.
+//!
+//! The leader then commits `Converged`, which sets the commit's `converged_at` and outcome
+//! `applied`; `converged` in the status API is read from that committed record, so status and
+//! history agree everywhere. `in_sync` is the same check, live, on this controller.
+//!
+//! A commit that does not get there in time fails: an RC's rollout halts on its own deadline
+//! (see `rollouts.rs`); a bare Pod not done within its `berth.io/progress-deadline-seconds`
+//! (default 120) of the commit being applied fails the commit here. With `--on-failure
+//! rollback`, a failed commit is followed by the last converged one, applied again.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::config::OnFailure;
+use super::{error_chain, Controller};
+use crate::clock::now_millis;
+use crate::engine::Next;
+use crate::manifest::annotations::PROGRESS_DEADLINE_SECONDS;
+use crate::manifest::{load_files, SourceFile};
+use crate::raft::state::{object_key, Command, Millis, Outcome, RolloutState};
+use crate::reconcile::pod_done;
+use crate::rollout::Strategy;
+use crate::scheduler::{place_pods, Load};
+use crate::sync::CommitId;
+
+/// How often a commit that is still applying is looked at without news (deadlines pass
+/// without events).
+const WHILE_APPLYING: Duration = Duration::from_secs(2);
+
+impl Controller {
+    pub(super) async fn work_converge(&self) -> Next {
+        let now = now_millis();
+        let index = self.desired();
+        let Some((sha, outcome, applied_at, rollouts_done, last_converged, bare)) =
+            self.raft.state().read(|s| {
+                let sha = s.desired_commit.clone()?;
+                let record = s.commit(&sha)?;
+                let rollouts_done = s
+                    .rollouts
+                    .values()
+                    .all(|r| r.state == RolloutState::Complete);
+                let bare: Vec<(String, Millis)> = s
+                    .desired
+                    .pods
+                    .iter()
+                    .map(|p| {
+                        let deadline = p
+                            .metadata
+                            .annotations
+                            .get(PROGRESS_DEADLINE_SECONDS)
+                            .and_then(|v| v.parse::<Millis>().ok())
+                            .unwrap_or(Strategy::default().progress_deadline_seconds.into());
+                        (
+                            object_key(&p.metadata.namespace, &p.metadata.name),
+                            deadline * 1000,
+                        )
+                    })
+                    .collect();
+                Some((
+                    sha,
+                    record.outcome,
+                    record.applied_at.unwrap_or(now),
+                    rollouts_done,
+                    s.last_converged.clone(),
+                    bare,
+                ))
+            })
+        else {
+            self.set_in_sync(None);
+            return Next::Idle;
+        };
+        let all_seen = self.hosts.iter().all(|c| c.read(|v| v.is_seen()));
+        let mut pods_done = true;
+        let mut no_strays = true;
+        for cache in &self.hosts {
+            let host = cache.host().name();
+            cache.read(|v| {
+                for c in v.containers.values() {
+                    let wanted = index
+                        .pods
+                        .get(&format!("{}/{}", c.namespace, c.pod))
+                        .is_some_and(|d| d.node == host && d.spec_hash == c.spec_hash);
+                    no_strays &= wanted;
+                }
+            });
+        }
+        for (key, pod) in &index.pods {
+            let seen_done = self.cache(&pod.node).is_some_and(|cache| {
+                cache.read(|v| {
+                    let here: Vec<_> = v
+                        .pod(&pod.namespace, &pod.name)
+                        .into_iter()
+                        .cloned()
+                        .collect();
+                    pod_done(pod, &here)
+                })
+            });
+            pods_done &= seen_done && self.book.status(key).is_some_and(|s| s.done);
+        }
+        let in_sync = all_seen && rollouts_done && pods_done && no_strays;
+        self.set_in_sync(in_sync.then(|| sha.clone()));
+        if in_sync && outcome == Outcome::Applying {
+            tracing::info!(commit = %sha, "converged");
+            self.flush_progress().await;
+            self.propose_quietly(Command::Converged { sha, at: now })
+                .await;
+            return Next::Idle;
+        }
+        if outcome == Outcome::Applying && !in_sync {
+            let late: Vec<String> = bare
+                .iter()
+                .filter(|(key, deadline)| {
+                    now.saturating_sub(applied_at) > *deadline
+                        && !self.book.status(key).is_some_and(|s| s.done)
+                })
+                .map(|(key, _)| {
+                    let status = self.book.status(key).unwrap_or_default();
+                    let why = status
+                        .reason
+                        .or(status.probe_failure)
+                        .unwrap_or_else(|| format!("{} within its deadline", status.phase));
+                    let name = key.split_once('/').map_or(key.as_str(), |(_, n)| n);
+                    format!("{name}: {why}")
+                })
+                .collect();
+            if !late.is_empty() {
+                tracing::warn!(commit = %sha, "commit failed: {}", late.join("; "));
+                self.propose_quietly(Command::Failed {
+                    sha: sha.clone(),
+                    reasons: late,
+                    at: now,
+                })
+                .await;
+                self.runner.enqueue(super::Key::Converge, Duration::ZERO);
+                return Next::Idle;
+            }
+        }
+        if outcome == Outcome::Failed && self.config.on_failure == OnFailure::Rollback {
+            if let Some(to) = last_converged.filter(|l| *l != sha) {
+                self.rollback(&sha, &to, now).await;
+            }
+        }
+        if in_sync {
+            Next::Idle
+        } else {
+            Next::after(WHILE_APPLYING)
+        }
+    }
+
+    fn set_in_sync(&self, sha: Option<String>) {
+        self.live.write().expect("live lock").in_sync_on = sha;
+    }
+
+    /// Applies `to` (the last converged commit) again after `failed` halted: its tree is read
+    /// from the mirror and checked as any commit is, then committed as a rollback.
+    async fn rollback(&self, failed: &str, to: &str, now: Millis) {
+        let Ok(id) = CommitId::parse(to) else {
+            return;
+        };
+        let files = match self
+            .git
+            .read_tree(&id, &self.config.path, &self.config.limits)
+            .await
+        {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::warn!(
+                    commit = failed,
+                    to,
+                    "rollback: cannot read the commit: {}",
+                    error_chain(&e)
+                );
+                return;
+            }
+        };
+        let files: Vec<SourceFile> = files
+            .into_iter()
+            .map(|f| SourceFile {
+                path: f.path,
+                bytes: f.bytes,
+            })
+            .collect();
+        let desired = match load_files(&files, &self.config.limits) {
+            Ok(d) => d,
+            Err(problems) => {
+                tracing::warn!(
+                    commit = failed,
+                    to,
+                    "rollback: {to} no longer validates ({} problems); not rolling back",
+                    problems.len()
+                );
+                return;
+            }
+        };
+        let read = self.raft.state().read(|s| {
+            Some((
+                s.commit(to)?.clone(),
+                s.replicas.clone(),
+                s.pod_nodes.clone(),
+                Load::of(s),
+            ))
+        });
+        let Some((record, replicas, pod_nodes, mut load)) = read else {
+            return;
+        };
+        let pod_nodes: BTreeMap<_, _> =
+            place_pods(&desired, &pod_nodes, &mut load, &self.scheduler_hosts());
+        tracing::warn!(
+            commit = failed,
+            to,
+            "rolling back to the last commit that converged"
+        );
+        self.propose_quietly(Command::Rollback {
+            failed: failed.to_string(),
+            to: Box::new(record),
+            desired,
+            replicas,
+            pod_nodes,
+            at: now,
+        })
+        .await;
+    }
+}

@@ -1,0 +1,152 @@
+//! The engine's work for one ReplicationController: drive its rollout (or scale) one decision
+//! at a time, each committed through Raft before any container is created or stopped.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::{error_chain, Controller};
+use crate::clock::now_millis;
+use crate::engine::Next;
+use crate::raft::state::{Command, RolloutState};
+use crate::rollout::{self, Health, ReplicaView, Strategy};
+use crate::scheduler::{new_replicas, Load};
+
+/// A progressing rollout is looked at this often even without news (minReadySeconds and
+/// deadlines pass without events).
+const WHILE_PROGRESSING: Duration = Duration::from_secs(1);
+
+impl Controller {
+    pub(super) async fn work_rc(&self, key: &str) -> Next {
+        let now = now_millis();
+        let Some(read) = self.raft.state().read(|s| {
+            let rc = s
+                .desired
+                .replication_controllers
+                .iter()
+                .find(|r| format!("{}/{}", r.metadata.namespace, r.metadata.name) == key)?
+                .clone();
+            let rollout = s.rollouts.get(key)?.clone();
+            let replicas = s.replicas.get(key).cloned().unwrap_or_default();
+            let sha = s.desired_commit.clone()?;
+            Some((rc, rollout, replicas, sha, Load::of(s)))
+        }) else {
+            return Next::Idle;
+        };
+        let (rc, rollout, replicas, sha, mut load) = read;
+        if !rollout.is_progressing() {
+            return Next::Idle;
+        }
+        let strategy = Strategy::of(&rc);
+        let views: Vec<ReplicaView> = replicas
+            .iter()
+            .map(|r| {
+                let status = self
+                    .book
+                    .status(&format!("{}/{}", rc.metadata.namespace, r.name))
+                    .unwrap_or_default();
+                ReplicaView {
+                    name: r.name.clone(),
+                    node: r.node.clone(),
+                    revision: r.revision.clone(),
+                    created_at: r.created_at,
+                    health: Health {
+                        images_ready: status.images_ready,
+                        ready: status.ready,
+                        ready_since: status.ready_since,
+                        problem: status
+                            .probe_failure
+                            .clone()
+                            .filter(|_| !status.ready)
+                            .or(status.reason.clone())
+                            .or_else(|| (!status.phase.is_empty()).then(|| status.phase.clone())),
+                        blocked_by: status.blocked_by.clone(),
+                    },
+                }
+            })
+            .collect();
+        let decision = rollout::step(&strategy, rc.replicas, &rollout.revision, &views, now);
+        if decision.add > 0 || !decision.retire.is_empty() {
+            let taken: BTreeSet<String> = self.taken_names(&rc.metadata.namespace, &replicas);
+            let add = new_replicas(
+                key,
+                &rc.template.spec,
+                &rollout.revision,
+                decision.add,
+                &mut load,
+                &self.scheduler_hosts(),
+                &taken,
+                &sha,
+                now,
+            );
+            let cmd = Command::Replicas {
+                sha: sha.clone(),
+                rc: key.to_string(),
+                add,
+                retire: decision.retire.clone(),
+                at: now,
+            };
+            if !self.propose_quietly(cmd).await {
+                return Next::after(WHILE_PROGRESSING);
+            }
+        }
+        if let Some(state) = decision.state {
+            match &state {
+                RolloutState::Halted { reasons } => {
+                    tracing::warn!(rc = key, commit = %sha, "rollout halted, the old replicas keep serving: {}", reasons.join("; "))
+                }
+                RolloutState::Complete => {
+                    tracing::info!(rc = key, commit = %sha, "rollout complete")
+                }
+                RolloutState::Progressing => {}
+            }
+            let cmd = Command::RolloutState {
+                sha,
+                rc: key.to_string(),
+                state,
+                at: now,
+            };
+            self.propose_quietly(cmd).await;
+            self.runner.enqueue(super::Key::Converge, Duration::ZERO);
+            return Next::Idle;
+        }
+        Next::after(WHILE_PROGRESSING)
+    }
+
+    /// Names no new replica may take: every replica of the state, and every pod seen on a host
+    /// (a retired replica may still be stopping under its name).
+    fn taken_names(
+        &self,
+        namespace: &str,
+        replicas: &[crate::raft::state::Replica],
+    ) -> BTreeSet<String> {
+        let mut taken: BTreeSet<String> = replicas.iter().map(|r| r.name.clone()).collect();
+        for cache in &self.hosts {
+            cache.read(|v| {
+                taken.extend(
+                    v.containers
+                        .values()
+                        .filter(|c| c.namespace == namespace)
+                        .map(|c| c.pod.clone()),
+                );
+            });
+        }
+        taken
+    }
+
+    /// Proposes `cmd`; false when it was refused or failed (said in the log, retried later).
+    pub(super) async fn propose_quietly(&self, cmd: Command) -> bool {
+        match self.raft.propose(cmd).await {
+            Ok(r) if r.ok => true,
+            Ok(_) => {
+                tracing::debug!(
+                    "a decision computed against an older state was refused; recomputing"
+                );
+                false
+            }
+            Err(e) => {
+                tracing::warn!("raft: {}", error_chain(&e));
+                false
+            }
+        }
+    }
+}

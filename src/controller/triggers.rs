@@ -1,0 +1,178 @@
+//! What makes the engine look: Docker changes, Raft applies, leadership, the resync timer; and
+//! the record of what was done, batched into the commit's history once per line.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::ServerState;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::sync::CancellationToken;
+
+use super::desired_index::DesiredIndex;
+use super::{Controller, Key, CONVERGE_DEBOUNCE};
+use crate::docker::Touched;
+use crate::raft::state::{Command, Outcome};
+use crate::reconcile::DesiredPod;
+
+/// Plan lines are proposed in batches this often: one Raft entry for a burst of steps.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+/// Lines remembered as recorded, so that a retried step is never proposed twice.
+const REMEMBERED_LINES: usize = 100_000;
+
+/// Plan lines waiting to be recorded, and those already recorded, per commit.
+#[derive(Default)]
+pub struct Progress {
+    pending: BTreeMap<String, Vec<String>>,
+    recorded: HashSet<(String, String)>,
+}
+
+impl Controller {
+    /// Turns "this changed on a host" into keys to look at.
+    pub(super) async fn dispatch(
+        self: Arc<Self>,
+        mut touched: UnboundedReceiver<Touched>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let t = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                t = touched.recv() => match t { Some(t) => t, None => return },
+            };
+            match t {
+                Touched::Pod(key) => self.runner.enqueue(Key::Pod(key), Duration::ZERO),
+                Touched::Host(node) => {
+                    let index = self.desired();
+                    for key in index.on_node(&node) {
+                        self.runner.enqueue(Key::Pod(key.clone()), Duration::ZERO);
+                    }
+                    if let Some(cache) = self.cache(&node) {
+                        let seen: Vec<String> = cache.read(|v| {
+                            v.containers
+                                .values()
+                                .map(|c| format!("{}/{}", c.namespace, c.pod))
+                                .collect()
+                        });
+                        for key in seen {
+                            self.runner.enqueue(Key::Pod(key), Duration::ZERO);
+                        }
+                    }
+                    for rc in index.rcs.iter() {
+                        self.runner.enqueue(Key::Rc(rc.clone()), Duration::ZERO);
+                    }
+                    self.runner.enqueue(Key::Converge, CONVERGE_DEBOUNCE);
+                }
+            }
+        }
+    }
+
+    /// Follows Raft: re-indexes the desired pods after applies that change them, and looks at
+    /// everything when this node becomes leader (and forgets its memory when it stops).
+    pub(super) async fn follow_state(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut metrics = self.raft.raft().metrics();
+        let mut applied = None;
+        let mut leading = false;
+        loop {
+            let (now_applied, now_leading) = {
+                let m = metrics.borrow_and_update();
+                (m.last_applied, m.state == ServerState::Leader)
+            };
+            if now_applied != applied {
+                applied = now_applied;
+                let newer = Arc::new(self.raft.state().read(DesiredIndex::of));
+                let older = self.desired();
+                let changed = older.changed(&newer);
+                let commit_changed = older.commit != newer.commit;
+                *self.desired.write().expect("desired lock") = newer.clone();
+                for key in changed {
+                    self.runner.enqueue(Key::Pod(key), Duration::ZERO);
+                }
+                for rc in newer.rcs.iter() {
+                    self.runner.enqueue(Key::Rc(rc.clone()), Duration::ZERO);
+                }
+                if commit_changed {
+                    // Gates (Recreate) and readiness of every pod may read the new commit.
+                    for key in newer.pods.keys() {
+                        self.runner.enqueue(Key::Pod(key.clone()), Duration::ZERO);
+                    }
+                }
+                self.runner.enqueue(Key::Converge, CONVERGE_DEBOUNCE);
+            }
+            if now_leading != leading {
+                leading = now_leading;
+                if leading {
+                    tracing::info!("leading: looking at every pod and host");
+                    self.enqueue_all();
+                } else {
+                    self.book.clear();
+                    self.probes.clear();
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = metrics.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+
+    /// Every `--resync`, looks at everything even without news: the last line of defence
+    /// against a trigger lost anywhere.
+    pub(super) async fn resync_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.config.resync);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if self.raft.is_leader() {
+                self.enqueue_all();
+                let keep: HashSet<String> = self.all_pod_keys().into_iter().collect();
+                self.book.retain(|k| keep.contains(k));
+            }
+        }
+    }
+
+    /// Notes a step done for the desired commit, while it is still being applied: healing
+    /// after convergence is not news for the commit's history.
+    pub(super) fn note_progress(&self, desired: Option<&DesiredPod>, line: String) {
+        let Some(sha) = desired.map(|d| d.commit.clone()) else {
+            return;
+        };
+        let applying = self.raft.state().read(|s| {
+            s.desired_commit.as_deref() == Some(sha.as_str())
+                && s.commit(&sha)
+                    .is_some_and(|c| c.outcome == Outcome::Applying)
+        });
+        if !applying {
+            return;
+        }
+        let mut p = self.progress.lock().expect("progress lock");
+        if p.recorded.len() > REMEMBERED_LINES {
+            p.recorded.clear();
+        }
+        if p.recorded.insert((sha.clone(), line.clone())) {
+            p.pending.entry(sha).or_default().push(line);
+        }
+    }
+
+    /// Proposes the plan lines noted so far: one entry per commit with news.
+    pub(super) async fn flush_progress(&self) {
+        let pending = std::mem::take(&mut self.progress.lock().expect("progress lock").pending);
+        for (sha, lines) in pending {
+            self.propose_quietly(Command::Progress { sha, lines }).await;
+        }
+    }
+
+    pub(super) async fn progress_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(PROGRESS_EVERY) => {}
+            }
+            if self.raft.is_leader() {
+                self.flush_progress().await;
+            }
+        }
+    }
+}

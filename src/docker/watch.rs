@@ -1,0 +1,292 @@
+//! A cached view of each host, kept current by its event stream, so that planning reads memory
+//! instead of calling every engine on every pass.
+//!
+//! Per host, one task: subscribe to the engine's container events, list and inspect every
+//! managed container (a full look), then follow events, inspecting each container an event is
+//! about; look in full again every resync period (hosts staggered) to repair anything an event
+//! stream missed. Each change to a pod's containers is reported once as [`Touched::Pod`], and a
+//! host going away or coming back as [`Touched::Host`]: triggers that say "look at this", never
+//! state. A host whose engine does not answer is `Unknown` (never "empty"); reconnecting backs
+//! off to [`MAX_RETRY`], so a dead engine costs a call now and then, not a pass per second.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
+
+use super::error::DockerError;
+use super::host::{DockerHost, NodeInfo};
+use crate::clock::now_millis;
+use crate::raft::state::Millis;
+use crate::reconcile::ObservedContainer;
+
+/// Longest pause between attempts to reach an engine that does not answer.
+pub const MAX_RETRY: Duration = Duration::from_secs(30);
+/// Docker events that can change what the planner sees. Others (`exec_*`, `attach`, `top`,
+/// `resize`, ...) are dropped before any work: health checks run `exec` every few seconds.
+const RELEVANT: [&str; 11] = [
+    "create",
+    "start",
+    "restart",
+    "die",
+    "stop",
+    "destroy",
+    "rename",
+    "health_status",
+    "oom",
+    "pause",
+    "unpause",
+];
+
+/// Something about a host changed: look at it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Touched {
+    /// The containers of this pod (`namespace/name`) changed on some host.
+    Pod(String),
+    /// The host's engine went away or came back (look at every pod it holds).
+    Host(String),
+}
+
+/// Whether a host's engine answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostState {
+    /// Not looked at yet.
+    Unseen,
+    /// Answered the last full look; the cache holds all its managed containers.
+    Seen,
+    /// Did not answer: nothing about its containers is known.
+    Unknown { reason: String },
+}
+
+/// What is known of one host.
+#[derive(Debug, Clone)]
+pub struct HostView {
+    pub state: HostState,
+    /// Managed containers by id.
+    pub containers: BTreeMap<String, ObservedContainer>,
+    pub info: Option<NodeInfo>,
+    /// The last time the engine answered a full look.
+    pub last_seen: Option<Millis>,
+}
+
+impl HostView {
+    pub fn is_seen(&self) -> bool {
+        self.state == HostState::Seen
+    }
+
+    /// The containers of one pod on this host.
+    pub fn pod(&self, namespace: &str, pod: &str) -> Vec<&ObservedContainer> {
+        self.containers
+            .values()
+            .filter(|c| c.namespace == namespace && c.pod == pod)
+            .collect()
+    }
+}
+
+/// The shared cache of one host: written by its watcher (and by the engine right after its own
+/// steps), read by everyone else.
+#[derive(Clone)]
+pub struct HostCache {
+    host: DockerHost,
+    view: Arc<RwLock<HostView>>,
+}
+
+impl HostCache {
+    pub fn new(host: DockerHost) -> HostCache {
+        HostCache {
+            host,
+            view: Arc::new(RwLock::new(HostView {
+                state: HostState::Unseen,
+                containers: BTreeMap::new(),
+                info: None,
+                last_seen: None,
+            })),
+        }
+    }
+
+    pub fn host(&self) -> &DockerHost {
+        &self.host
+    }
+
+    /// Runs `f` on the current view. Keep it short: the watcher waits meanwhile.
+    pub fn read<T>(&self, f: impl FnOnce(&HostView) -> T) -> T {
+        f(&self.view.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut HostView) -> T) -> T {
+        f(&mut self.view.write().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Inspects `ids` again and updates the cache: the engine calls it right after its own
+    /// steps, so its next look does not wait for the events. Returns the pods that changed.
+    pub async fn refresh(&self, ids: &[String]) -> Result<Vec<String>, DockerError> {
+        let mut touched = BTreeSet::new();
+        for id in ids {
+            let found = self.host.inspect_managed(id).await?;
+            touched.extend(self.put(id, found));
+        }
+        Ok(touched.into_iter().collect())
+    }
+
+    /// Records what an inspect found under `id` (an id, or a name when the id is not known
+    /// yet); returns the pod touched, if the view changed.
+    fn put(&self, id: &str, found: Option<ObservedContainer>) -> Option<String> {
+        let id = found.as_ref().map_or(id, |c| c.id.as_str()).to_string();
+        let id = id.as_str();
+        self.write(|v| {
+            let before = v.containers.get(id).cloned();
+            if before == found {
+                return None;
+            }
+            let pod = found
+                .as_ref()
+                .or(before.as_ref())
+                .map(|c| format!("{}/{}", c.namespace, c.pod));
+            match found {
+                Some(c) => {
+                    v.containers.insert(id.to_string(), c);
+                }
+                None => {
+                    v.containers.remove(id);
+                }
+            }
+            pod
+        })
+    }
+
+    /// A full look: list and inspect everything, replace the view, report what changed.
+    async fn look(&self, touched: &UnboundedSender<Touched>) -> Result<(), DockerError> {
+        let (listed, info) = tokio::join!(self.host.list_managed(), self.host.info());
+        let (listed, info) = (listed?, info?);
+        let fresh: BTreeMap<String, ObservedContainer> =
+            listed.into_iter().map(|c| (c.id.clone(), c)).collect();
+        let (pods, came_back) = self.write(|v| {
+            let mut pods = BTreeSet::new();
+            for (id, c) in &fresh {
+                if v.containers.get(id) != Some(c) {
+                    pods.insert(format!("{}/{}", c.namespace, c.pod));
+                }
+            }
+            for (id, c) in &v.containers {
+                if !fresh.contains_key(id) {
+                    pods.insert(format!("{}/{}", c.namespace, c.pod));
+                }
+            }
+            let came_back = !v.is_seen();
+            v.containers = fresh;
+            v.info = Some(info);
+            v.state = HostState::Seen;
+            v.last_seen = Some(now_millis());
+            (pods, came_back)
+        });
+        if came_back {
+            tracing::info!(node = self.host.name(), "Docker host ready");
+            let _ = touched.send(Touched::Host(self.host.name().to_string()));
+        }
+        for pod in pods {
+            let _ = touched.send(Touched::Pod(pod));
+        }
+        Ok(())
+    }
+
+    fn lost(&self, reason: String, touched: &UnboundedSender<Touched>) {
+        let was_seen = self.write(|v| {
+            let was = v.is_seen();
+            v.state = HostState::Unknown {
+                reason: reason.clone(),
+            };
+            was
+        });
+        if was_seen {
+            tracing::warn!(node = self.host.name(), "Docker host not ready: {reason}");
+            let _ = touched.send(Touched::Host(self.host.name().to_string()));
+        }
+    }
+
+    /// Keeps this host's view current until `shutdown`. `resync` is the period of full looks;
+    /// `offset` staggers hosts so their full looks do not all fall at once.
+    pub async fn watch(
+        self,
+        resync: Duration,
+        offset: Duration,
+        touched: UnboundedSender<Touched>,
+        shutdown: CancellationToken,
+    ) {
+        let mut retry = Duration::from_secs(1);
+        loop {
+            // Subscribe before looking, so nothing that happens during the look is missed.
+            let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+            let stream = self.host.events();
+            let forward = tokio::spawn(async move {
+                let mut stream = stream;
+                while let Some(ev) = stream.next().await {
+                    let failed = ev.is_err();
+                    if tx.send(ev).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            let outcome = tokio::select! {
+                _ = shutdown.cancelled() => { forward.abort(); return; }
+                looked = self.look(&touched) => looked,
+            };
+            if let Err(e) = outcome {
+                forward.abort();
+                self.lost(crate::controller::error_chain(&e), &touched);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(retry) => {}
+                }
+                retry = (retry * 2).min(MAX_RETRY);
+                continue;
+            }
+            let connected = tokio::time::Instant::now();
+            let mut next_look = connected + resync + offset;
+            let reason = loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => { forward.abort(); return; }
+                    _ = tokio::time::sleep_until(next_look) => {
+                        next_look = tokio::time::Instant::now() + resync;
+                        if let Err(e) = self.look(&touched).await {
+                            break crate::controller::error_chain(&e);
+                        }
+                    }
+                    ev = events.recv() => match ev {
+                        Some(Ok(ev)) if RELEVANT.contains(&ev.action.as_str()) => {
+                            match self.host.inspect_managed(&ev.id).await {
+                                Ok(found) => {
+                                    if let Some(pod) = self.put(&ev.id, found) {
+                                        let _ = touched.send(Touched::Pod(pod));
+                                    }
+                                }
+                                Err(e) if e.is_unreachable() => break crate::controller::error_chain(&e),
+                                Err(e) => tracing::debug!(node = self.host.name(), "inspect after event: {e}"),
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => break crate::controller::error_chain(&e),
+                        None => break "event stream ended".to_string(),
+                    }
+                }
+            };
+            forward.abort();
+            // The stream broke: the engine may be restarting. Look again soon; only a look
+            // that fails marks the host unknown. A stream that keeps breaking backs off.
+            tracing::debug!(node = self.host.name(), "event stream: {reason}");
+            let pause = if connected.elapsed() < Duration::from_secs(10) {
+                retry = (retry * 2).min(MAX_RETRY);
+                retry
+            } else {
+                retry = Duration::from_secs(1);
+                Duration::from_millis(200)
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
