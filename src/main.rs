@@ -35,6 +35,7 @@ fn main() -> ExitCode {
             Command::Status(args) => client::status(&args).await,
             Command::Get(args) => client::get(&args).await,
             Command::Describe(args) => client::describe(&args).await,
+            Command::Rollout(args) => berth::cli::rollout::run(&args).await,
             Command::Validate(_) => unreachable!("handled above"),
         }
     })

@@ -31,6 +31,16 @@ pub struct Status {
     pub git: crate::controller::live::GitStatus,
     pub repo: String,
     pub branch: String,
+    pub raft: RaftView,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RaftView {
+    pub term: u64,
+    /// Index of the last entry in this node's log.
+    pub last_log_index: Option<u64>,
+    /// Index of the last entry applied to this node's state.
+    pub last_applied: Option<u64>,
 }
 
 pub fn status(c: &Controller) -> Status {
@@ -56,6 +66,14 @@ pub fn status(c: &Controller) -> Status {
         git: live.git.clone(),
         repo: c.git.remote().to_string(),
         branch: c.config.branch.clone(),
+        raft: {
+            let (term, last_log_index, last_applied) = c.raft.progress();
+            RaftView {
+                term,
+                last_log_index,
+                last_applied,
+            }
+        },
     }
 }
 
@@ -144,6 +162,8 @@ pub struct PodView {
     pub phase: String,
     pub ready: bool,
     pub restarts: u32,
+    /// Consecutive failed attempts of its current step (backoff grows with them).
+    pub failures: u32,
     /// The commit whose spec its containers run.
     pub commit: Option<String>,
     pub reason: Option<String>,
@@ -201,6 +221,7 @@ fn pod_view(c: &Controller, p: &DesiredPod) -> PodView {
         phase: status.phase,
         ready: status.ready,
         restarts: status.restarts,
+        failures: status.failures,
         commit: seen.first().map(|c| c.commit.clone()),
         reason: status.reason,
         probe_failure: status.probe_failure,

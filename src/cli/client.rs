@@ -29,6 +29,22 @@ pub struct ServerArgs {
 pub enum Output {
     Table,
     Json,
+    Yaml,
+}
+
+/// Prints the API's answer as JSON or YAML; false for a table (the caller prints it).
+fn print_raw(output: Output, v: &Value) -> bool {
+    match output {
+        Output::Table => false,
+        Output::Json => {
+            say!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+            true
+        }
+        Output::Yaml => {
+            say!("{}", serde_yaml::to_string(v).unwrap_or_default().trim_end());
+            true
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -77,7 +93,7 @@ pub struct DescribeArgs {
     pub server: ServerArgs,
 }
 
-async fn fetch(server: &str, path: &str) -> Result<Value, String> {
+pub(crate) async fn fetch(server: &str, path: &str) -> Result<Value, String> {
     let url = format!("{}{path}", server.trim_end_matches('/'));
     let resp = reqwest::get(&url).await.map_err(|e| {
         format!("cannot reach berth at {server}: {e} (is `berth serve` running? see --server)")
@@ -144,8 +160,7 @@ pub async fn status(args: &StatusArgs) -> ExitCode {
     finish(
         async {
             let v = fetch(&args.server.server, "/api/v1/status").await?;
-            if let Output::Json = args.output {
-                say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            if print_raw(args.output, &v) {
                 return Ok(());
             }
             say!("repository:  {} ({})", s(&v, "repo"), s(&v, "branch"));
@@ -179,43 +194,46 @@ pub async fn get(args: &GetArgs) -> ExitCode {
     finish(
         async {
             let v = fetch(&args.server.server, path).await?;
-            if let Output::Json = args.output {
-                say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            if print_raw(args.output, &v) {
                 return Ok(());
             }
             let items = v.as_array().cloned().unwrap_or_default();
             let out = match args.resource {
                 Resource::Pods => table(
                     &[
-                        "NAMESPACE",
-                        "NAME",
-                        "OWNER",
-                        "NODE",
-                        "READY",
-                        "PHASE",
-                        "COMMIT",
-                        "REASON",
+                        "NAMESPACE", "NAME", "OWNER", "NODE", "RUNNING", "READY", "RESTARTS",
+                        "PHASE", "COMMIT", "REASON",
                     ],
                     items
                         .iter()
                         .map(|p| {
                             let cs = p["containers"].as_array().cloned().unwrap_or_default();
                             let running = cs.iter().filter(|c| c["state"] == "running").count();
+                            let reason = match (p.get("probe_failure"), p.get("reason")) {
+                                (_, Some(Value::String(r))) => r.clone(),
+                                (Some(Value::String(f)), _) => f.clone(),
+                                _ => "-".into(),
+                            };
                             vec![
                                 s(p, "namespace"),
                                 s(p, "name"),
                                 s(p, "owner"),
                                 s(p, "node"),
                                 format!("{running}/{}", cs.len()),
+                                s(p, "ready"),
+                                s(p, "restarts"),
                                 s(p, "phase"),
                                 short(&s(p, "commit")),
-                                s(p, "reason"),
+                                reason,
                             ]
                         })
                         .collect(),
                 ),
                 Resource::Rc => table(
-                    &["NAMESPACE", "NAME", "DESIRED", "CURRENT", "READY", "IMAGES"],
+                    &[
+                        "NAMESPACE", "NAME", "DESIRED", "CURRENT", "UPDATED", "READY",
+                        "AVAILABLE", "ROLLOUT", "IMAGES",
+                    ],
                     items
                         .iter()
                         .map(|r| {
@@ -230,7 +248,10 @@ pub async fn get(args: &GetArgs) -> ExitCode {
                                 s(r, "name"),
                                 s(r, "desired"),
                                 s(r, "current"),
+                                s(r, "updated"),
                                 s(r, "ready"),
+                                s(r, "available"),
+                                s(&r["rollout"], "state"),
                                 images.join(","),
                             ]
                         })
@@ -327,8 +348,7 @@ pub async fn describe(args: &DescribeArgs) -> ExitCode {
                 &format!("/api/v1/commits/{}", args.sha),
             )
             .await?;
-            if let Output::Json = args.output {
-                say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            if print_raw(args.output, &v) {
                 return Ok(());
             }
             say!("Commit:     {}", s(&v, "sha"));

@@ -1,6 +1,7 @@
 //! The `berth` command line: one subcommand per file.
 
 pub mod client;
+pub mod rollout;
 pub mod serve;
 pub mod validate;
 
@@ -29,8 +30,10 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Summary of a running controller: applied commit, convergence, ready hosts.
     Status(client::StatusArgs),
-    /// List pods, rc, services, nodes or commits, as a table or JSON (-o json).
+    /// List pods, rc, services, nodes or commits, as a table, JSON (-o json) or YAML (-o yaml).
     Get(client::GetArgs),
     /// Show one commit in full: outcome, errors and the plan that was executed.
     Describe(client::DescribeArgs),
+    /// Follow a ReplicationController's rollout: `berth rollout status rc/web`.
+    Rollout(rollout::RolloutArgs),
 }

@@ -30,6 +30,8 @@ pub struct PodEntry {
     pub pull_error: Option<String>,
     /// Warnings to show on the pod (a local image used after a failed pull).
     pub warnings: Vec<String>,
+    /// Restarts berth made for failed liveness probes (Docker counts only its own).
+    pub liveness_restarts: u32,
     pub status: PodStatus,
 }
 
@@ -42,8 +44,11 @@ pub struct PodStatus {
     pub ready: bool,
     /// Since when it has been ready without interruption (milliseconds since the epoch).
     pub ready_since: Option<Millis>,
-    /// Restarts of its containers by Docker's restart policy.
+    /// Restarts of its containers: by Docker's restart policy, and by berth for failed
+    /// liveness probes.
     pub restarts: u32,
+    /// Consecutive failed attempts of its current step (the backoff grows with them).
+    pub failures: u32,
     /// Why it is not running or not ready, when it is not.
     pub reason: Option<String>,
     pub warnings: Vec<String>,

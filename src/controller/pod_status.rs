@@ -38,7 +38,9 @@ pub fn derive(i: &Inputs) -> PodStatus {
             .iter()
             .filter(|c| !c.holder)
             .map(|c| c.restart_count)
-            .sum(),
+            .sum::<u32>()
+            + i.entry.liveness_restarts,
+        failures: i.entry.failures,
         ..PodStatus::default()
     };
     let Some(pod) = i.desired else {

@@ -295,10 +295,18 @@ impl Controller {
                     .map_err(|e| ("RestartError".to_string(), e));
                 if done.is_ok() {
                     for id in ids {
-                        if let Some(c) =
+                        let Some(c) =
                             cache.read(|v| v.containers.get(id).map(|c| c.container.clone()))
-                        {
+                        else {
+                            continue;
+                        };
+                        let for_liveness = self
+                            .probes
+                            .outcome(key, &c, Kind::Liveness)
+                            .is_some_and(|o| !o.ok);
+                        if for_liveness {
                             self.probes.restarted(key, &c, now);
+                            self.book.with(key, |e| e.liveness_restarts += 1);
                         }
                     }
                 }

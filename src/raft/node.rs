@@ -273,6 +273,16 @@ impl RaftNode {
         Ok(())
     }
 
+    /// (current term, last log index, last applied index), as openraft reports them.
+    pub fn progress(&self) -> (u64, Option<u64>, Option<u64>) {
+        let m = self.raft.metrics().borrow().clone();
+        (
+            m.current_term,
+            m.last_log_index,
+            m.last_applied.map(|l| l.index),
+        )
+    }
+
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.id

@@ -162,6 +162,16 @@ impl Berth {
     /// Starts `berth serve` on `repo` with the given hosts (`name=endpoint`), a fast poll and
     /// resync, and waits until its status API answers.
     pub async fn start(repo: &Path, data_dir: &Path, nodes: &[String]) -> Result<Berth> {
+        Berth::start_with(repo, data_dir, nodes, &[]).await
+    }
+
+    /// [`Berth::start`] with more flags (`--on-failure rollback`, ...).
+    pub async fn start_with(
+        repo: &Path,
+        data_dir: &Path,
+        nodes: &[String],
+        extra: &[&str],
+    ) -> Result<Berth> {
         let mut args = vec![
             "serve".to_string(),
             "--repo".into(),
@@ -179,6 +189,7 @@ impl Berth {
             args.push("--node".into());
             args.push(n.clone());
         }
+        args.extend(extra.iter().map(|a| a.to_string()));
         let mut b = Berth {
             child: None,
             addr: String::new(),
