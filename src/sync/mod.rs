@@ -20,16 +20,28 @@
 //! serving the last good commit through a network outage but surface a wrong URL at once.
 
 mod commit_id;
+mod compact;
+mod credentials;
+mod deadline;
 mod error;
 mod fetch;
 mod history;
+mod settings;
+mod signature;
 mod source;
 mod syncer;
+mod transport;
 mod tree;
+mod watch;
 
 pub use commit_id::CommitId;
+pub use compact::{CompactOptions, Compacted};
 pub use error::SyncError;
-pub use history::{CommitInfo, History};
-pub use source::GitSource;
+pub use fetch::Fetched;
+pub use history::{CommitInfo, HeadMove, History};
+pub use settings::{Credentials, FetchSettings};
+pub use signature::{SignatureError, SignaturePolicy, Signer};
+pub use source::{local_repository, GitSource};
 pub use syncer::Syncer;
 pub use tree::ManifestFile;
+pub use watch::RefWatcher;

@@ -1,0 +1,173 @@
+//! Connecting to the remote with berth's time limits and credentials applied, per scheme.
+//!
+//! - `http(s)://`: gix's reqwest client, configured through its hooks. Every request gets the
+//!   stall timeout for connecting and for each wait on the server; requests that only list refs
+//!   (small answers) also get the time left before the deadline as a hard limit on the whole
+//!   request, so a server trickling its ref advertisement is cut off at the deadline. The one
+//!   request that carries the pack is bounded per read by the stall timeout and as a whole by the
+//!   interrupt gix checks between reads. The token, if any, is added here as a header.
+//!   Redirects are not followed (gix refuses them once requests are customized): configure the
+//!   remote's final URL. That also means a token is never sent to a host it was not meant for.
+//! - `ssh://` and `user@host:path`: the system `ssh`, with the command line of
+//!   [`Credentials::ssh_command`](super::settings::Credentials), built here rather than read from
+//!   `core.sshCommand`/`GIT_SSH_COMMAND`, so the environment cannot loosen host-key checking.
+//! - local paths and `file://`: a local `git-upload-pack`, which needs no limits of its own.
+//!
+//! Credential helpers and prompts are disabled for every scheme: berth runs unattended, and the
+//! only credentials it uses are the ones it was given.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gix::bstr::ByteSlice;
+use gix::protocol::transport::client::blocking_io::{http, ssh, Transport};
+use gix::remote::{Connection, Direction};
+use gix::url::Scheme;
+
+use super::credentials::Token;
+use super::error::gix_error;
+use super::source::Location;
+use super::SyncError;
+
+/// The connection type gix hands out for every scheme.
+pub(super) type Conn<'remote, 'repo> =
+    Connection<'remote, 'static, 'repo, Box<dyn Transport + Send>>;
+
+/// Opens a connection (no network traffic yet: the handshake happens in `prepare_fetch`).
+pub(super) fn connect<'remote, 'repo>(
+    remote: &'remote gix::Remote<'repo>,
+    location: &Location,
+    deadline_at: Instant,
+) -> Result<Conn<'remote, 'repo>, SyncError> {
+    let unreachable = |source| SyncError::Unreachable {
+        remote: location.display.clone(),
+        source,
+    };
+    let connection = match location.url.scheme {
+        Scheme::Ssh => {
+            let (url, version) = remote
+                .sanitized_url_and_version(Direction::Fetch)
+                .map_err(unreachable)?;
+            let options = ssh::connect::Options {
+                command: Some(
+                    location
+                        .settings
+                        .credentials
+                        .ssh_command(location.settings.stall),
+                ),
+                disallow_shell: false,
+                kind: Some(ssh::ProgramKind::Ssh),
+            };
+            let transport = ssh::connect(url, version, options, false)
+                .map_err(|e| unreachable(gix_error(e)))?;
+            let transport: Box<dyn Transport + Send> = Box::new(transport);
+            remote.to_connection_with_transport(transport)
+        }
+        Scheme::Http | Scheme::Https => {
+            let connection = remote.connect(Direction::Fetch).map_err(unreachable)?;
+            let token = location.settings.credentials.read_token()?;
+            let options = http_options(remote, location, deadline_at, token)?;
+            connection.with_transport_options(Box::new(options))
+        }
+        _ => remote.connect(Direction::Fetch).map_err(unreachable)?,
+    };
+    // No credential helpers, no prompts: a 401 becomes AccessDenied.
+    Ok(connection.with_credentials(|_| Ok(None)))
+}
+
+/// gix's HTTP options from the repository's configuration, plus berth's reqwest hooks.
+fn http_options(
+    remote: &gix::Remote<'_>,
+    location: &Location,
+    deadline_at: Instant,
+    token: Option<Token>,
+) -> Result<http::Options, SyncError> {
+    let mirror_err = |source| SyncError::Mirror {
+        dir: location.dir.clone(),
+        source,
+    };
+    let url = location.url.to_bstring();
+    let configured = remote
+        .repo()
+        .transport_options(url.as_bstr(), None)
+        .map_err(mirror_err)?;
+    let mut options = configured
+        .and_then(|any| any.downcast::<http::Options>().ok())
+        .map(|boxed| *boxed)
+        .unwrap_or_default();
+
+    let stall = location.settings.stall;
+    let authorization = token.map(|t| t.basic_header(location.url.user()));
+    let hooks = http::reqwest::Options {
+        configure_client: Some(Box::new(move |builder| {
+            Ok(builder.connect_timeout(stall).timeout(stall))
+        })),
+        configure_request: Some(Box::new(move |request| {
+            if !carries_pack(request) {
+                *request.timeout_mut() = Some(time_left(deadline_at));
+            }
+            if let Some(value) = &authorization {
+                let mut value = reqwest_git::header::HeaderValue::from_str(value)
+                    .map_err(|e| gix::Error::from_error(e))?;
+                value.set_sensitive(true);
+                request
+                    .headers_mut()
+                    .insert(reqwest_git::header::AUTHORIZATION, value);
+            }
+            Ok(())
+        })),
+    };
+    options.backend = Some(Arc::new(Mutex::new(hooks)));
+    Ok(options)
+}
+
+/// The time until `deadline_at`, at least a millisecond (reqwest reads zero as "expired").
+fn time_left(deadline_at: Instant) -> Duration {
+    deadline_at
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
+}
+
+/// `true` for the request whose answer is the pack: protocol v2's `command=fetch`, or v1's
+/// request body of `want` lines. Everything else (ref advertisement, `ls-refs`) is small.
+fn carries_pack(request: &reqwest_git::blocking::Request) -> bool {
+    let Some(body) = request.body().and_then(|b| b.as_bytes()) else {
+        // A streamed body is only used for pack uploads (push): treat as large.
+        return request.method() == reqwest_git::Method::POST;
+    };
+    contains(body, b"command=fetch") || contains(body, b"want ")
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Splits connection failures into "refused us" (fatal) and "could not talk to it" (transient),
+/// using gix's own classification of the cause, plus the transport's refusal to use credentials
+/// at all, and ssh's refusal of an untrusted host key.
+pub(super) fn connect_error(remote: String, source: gix::Error) -> SyncError {
+    use gix::protocol::transport::client::Error as TransportError;
+    let refused_identity = matches!(
+        source.downcast_any_ref::<TransportError>(),
+        Some(TransportError::AuthenticationRefused(_) | TransportError::AuthenticationUnsupported)
+    );
+    if mentions(&source, "Host key verification failed") {
+        SyncError::HostKeyNotTrusted { remote }
+    } else if refused_identity || source.is_unauthenticated() || source.is_permission_denied() {
+        SyncError::AccessDenied { remote, source }
+    } else {
+        SyncError::Unreachable { remote, source }
+    }
+}
+
+/// `true` if `text` appears in the message of `err` or of any of its causes.
+pub(super) fn mentions(err: &gix::Error, text: &str) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if e.to_string().contains(text) {
+            return true;
+        }
+        current = e.source();
+    }
+    format!("{err:?}").contains(text)
+}
