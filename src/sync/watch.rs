@@ -65,6 +65,9 @@ impl RefWatcher {
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 let relevant = match &event {
+                    // Reads (git, and berth's own fetch, open the ref to read it) are not changes;
+                    // counting them would make every fetch trigger the next one.
+                    Ok(event) if event.kind.is_access() => false,
                     Ok(event) => event.paths.iter().any(|p| watched.matches(p)),
                     // Events may have been lost (queue overflow): looking again is always safe.
                     Err(_) => true,
