@@ -114,7 +114,9 @@ impl Credentials {
     /// - `-i KEY -o IdentitiesOnly=yes`: only the configured key, not the agent's or defaults.
     /// - `ConnectTimeout` and `ServerAlive*`: a silent server is given up after about `stall`,
     ///   since gix cannot time out a read from the ssh process itself.
-    pub(super) fn ssh_command(&self, stall: Duration) -> OsString {
+    /// - `-E LOG`: ssh's own messages go to `log`, where berth reads why a connection failed
+    ///   (gix only recognizes a few of them and prints the rest to berth's stderr).
+    pub(super) fn ssh_command(&self, stall: Duration, log: &Path) -> OsString {
         let stall_s = stall.as_secs().max(1);
         // Three unanswered keep-alives end the session.
         let alive_s = stall_s.div_ceil(3).max(1);
@@ -130,6 +132,8 @@ impl Credentials {
             format!("ServerAliveInterval={alive_s}"),
             "-o".to_owned(),
             "ServerAliveCountMax=3".to_owned(),
+            "-E".to_owned(),
+            path_word(log),
         ];
         if let Some(known_hosts) = &self.ssh_known_hosts {
             words.push("-o".to_owned());
@@ -194,15 +198,16 @@ mod tests {
             ssh_key_file: Some(PathBuf::from("/etc/berth/deploy key")),
             ssh_known_hosts: Some(PathBuf::from("/etc/berth/known_hosts")),
         };
-        let command = credentials.ssh_command(Duration::from_secs(20));
+        let log = Path::new("/var/lib/berth/git/berth-ssh.log");
+        let command = credentials.ssh_command(Duration::from_secs(20), log);
         assert_eq!(
             command.to_string_lossy(),
             "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=20 \
-             -o ServerAliveInterval=7 -o ServerAliveCountMax=3 \
+             -o ServerAliveInterval=7 -o ServerAliveCountMax=3 -E /var/lib/berth/git/berth-ssh.log \
              -o UserKnownHostsFile=/etc/berth/known_hosts -o GlobalKnownHostsFile=/dev/null \
              -i '/etc/berth/deploy key' -o IdentitiesOnly=yes"
         );
-        let plain = Credentials::default().ssh_command(Duration::from_millis(300));
+        let plain = Credentials::default().ssh_command(Duration::from_millis(300), log);
         assert!(
             plain.to_string_lossy().contains("ConnectTimeout=1 "),
             "{plain:?}"

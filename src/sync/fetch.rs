@@ -17,7 +17,7 @@ use gix::remote::Direction;
 use super::deadline::Bounds;
 use super::error::gix_error;
 use super::source::GitSource;
-use super::transport::{connect, connect_error};
+use super::transport::{connect, connect_error, receive_error};
 use super::{CommitId, SyncError};
 
 /// What a fetch found.
@@ -82,7 +82,7 @@ impl GitSource {
 
         let prepared = connect(&remote, location, bounds.deadline_at)?
             .prepare_fetch(gix::progress::Discard, Default::default())
-            .map_err(|source| connect_error(remote_name(), source))?;
+            .map_err(|source| connect_error(location, source))?;
 
         let wanted = location.remote_ref();
         let advertised = prepared
@@ -109,7 +109,7 @@ impl GitSource {
 
         let outcome = prepared
             .receive(gix::progress::Discard, interrupt)
-            .map_err(fetch_err)?;
+            .map_err(|source| receive_error(location, source))?;
         let received_pack = matches!(outcome.status, gix::remote::fetch::Status::Change { .. });
         tracing::debug!(remote = %location.display, branch = %location.branch, received_pack, "fetched");
 

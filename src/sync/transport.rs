@@ -16,6 +16,7 @@
 //! Credential helpers and prompts are disabled for every scheme: berth runs unattended, and the
 //! only credentials it uses are the ones it was given.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,12 +49,18 @@ pub(super) fn connect<'remote, 'repo>(
             let (url, version) = remote
                 .sanitized_url_and_version(Direction::Fetch)
                 .map_err(unreachable)?;
+            let log = ssh_log(location);
+            // Truncated, so it only ever holds what ssh said during this fetch.
+            std::fs::File::create(&log).map_err(|e| SyncError::Mirror {
+                dir: location.dir.clone(),
+                source: gix_error(e),
+            })?;
             let options = ssh::connect::Options {
                 command: Some(
                     location
                         .settings
                         .credentials
-                        .ssh_command(location.settings.stall),
+                        .ssh_command(location.settings.stall, &log),
                 ),
                 disallow_shell: false,
                 kind: Some(ssh::ProgramKind::Ssh),
@@ -142,21 +149,95 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Where ssh writes its own messages during a fetch (`ssh -E`): in the mirror directory,
+/// beside the repository's files, which git ignores. It holds host names, key types and
+/// fingerprints, never secrets.
+fn ssh_log(location: &Location) -> PathBuf {
+    location.dir.join("berth-ssh.log")
+}
+
 /// Splits connection failures into "refused us" (fatal) and "could not talk to it" (transient),
-/// using gix's own classification of the cause, plus the transport's refusal to use credentials
-/// at all, and ssh's refusal of an untrusted host key.
-pub(super) fn connect_error(remote: String, source: gix::Error) -> SyncError {
+/// using gix's own classification of the cause, the transport's refusal to use credentials at
+/// all, and for ssh remotes what ssh itself said (an untrusted host key, a refused key).
+pub(super) fn connect_error(location: &Location, source: gix::Error) -> SyncError {
     use gix::protocol::transport::client::Error as TransportError;
+    let remote = location.display.clone();
+    match ssh_verdict(location) {
+        Some(SshVerdict::HostKey) => return SyncError::HostKeyNotTrusted { remote },
+        Some(SshVerdict::Denied(line)) => {
+            return SyncError::AccessDenied {
+                remote,
+                source: gix_error(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    line,
+                )),
+            }
+        }
+        Some(SshVerdict::TimedOut(line)) => {
+            return SyncError::Unreachable {
+                remote,
+                source: gix_error(std::io::Error::new(std::io::ErrorKind::TimedOut, line)),
+            }
+        }
+        None => {}
+    }
     let refused_identity = matches!(
         source.downcast_any_ref::<TransportError>(),
         Some(TransportError::AuthenticationRefused(_) | TransportError::AuthenticationUnsupported)
     );
-    if mentions(&source, "Host key verification failed") {
-        SyncError::HostKeyNotTrusted { remote }
-    } else if refused_identity || source.is_unauthenticated() || source.is_permission_denied() {
+    if refused_identity || source.is_unauthenticated() || source.is_permission_denied() {
         SyncError::AccessDenied { remote, source }
     } else {
         SyncError::Unreachable { remote, source }
+    }
+}
+
+/// A failure of the pack transfer; for ssh, one that ssh reports as a timeout becomes a timed-out
+/// I/O error, so [`super::deadline::Bounds::explain`] can call it a stall.
+pub(super) fn receive_error(location: &Location, source: gix::Error) -> SyncError {
+    let source = match ssh_verdict(location) {
+        Some(SshVerdict::TimedOut(line)) => {
+            gix_error(std::io::Error::new(std::io::ErrorKind::TimedOut, line))
+        }
+        _ => source,
+    };
+    SyncError::Fetch {
+        remote: location.display.clone(),
+        branch: location.branch.clone(),
+        source,
+    }
+}
+
+/// What ssh's log says about a failed connection.
+enum SshVerdict {
+    /// The server's host key is unknown or changed.
+    HostKey,
+    /// The server refused our key (the line ssh wrote).
+    Denied(String),
+    /// The server did not answer in time.
+    TimedOut(String),
+}
+
+fn ssh_verdict(location: &Location) -> Option<SshVerdict> {
+    if location.url.scheme != Scheme::Ssh {
+        return None;
+    }
+    let said = std::fs::read_to_string(ssh_log(location)).ok()?;
+    let line = |needle: &str| {
+        said.lines()
+            .find(|l| l.contains(needle))
+            .map(|l| l.trim().to_owned())
+    };
+    if said.contains("Host key verification failed")
+        || said.contains("HOST IDENTIFICATION HAS CHANGED")
+    {
+        Some(SshVerdict::HostKey)
+    } else if let Some(denied) = line("Permission denied") {
+        Some(SshVerdict::Denied(denied))
+    } else {
+        line("timed out")
+            .or_else(|| line("Timeout, server"))
+            .map(SshVerdict::TimedOut)
     }
 }
 

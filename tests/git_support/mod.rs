@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod http;
+pub mod sshd;
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
