@@ -26,8 +26,9 @@ async fn a_push_to_the_branch_is_one_signal_within_a_second() -> Result<()> {
     assert!(!signals(&mut watcher, QUIET).await, "nothing happened yet");
 
     up.commit("second")?;
-    let pushed = Instant::now();
     up.push(false)?;
+    // From the moment the push has updated the ref (git push returns after that).
+    let pushed = Instant::now();
     assert!(
         signals(&mut watcher, Duration::from_secs(2)).await,
         "the push was seen"
