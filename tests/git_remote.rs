@@ -284,6 +284,39 @@ fn the_token_file_is_accepted_by_a_basic_auth_server_and_never_lands_in_the_mirr
 }
 
 #[test]
+fn a_redirect_is_not_followed_so_the_token_never_reaches_another_host() -> Result<()> {
+    let (up, _) = Upstream::with_first_commit()?;
+    let elsewhere = served(&up, Mode::Normal)?;
+    let base = elsewhere.url("");
+    let redirecting = served(
+        &up,
+        Mode::Redirect {
+            base: base.trim_end_matches('/').to_owned(),
+        },
+    )?;
+    let token_file = up.tmp.path().join("token");
+    std::fs::write(&token_file, "t0k3n")?;
+    let settings = FetchSettings {
+        credentials: Credentials {
+            token_file: Some(token_file),
+            ..Credentials::default()
+        },
+        ..tight()
+    };
+    let (err, _) = failing_fetch(&up, &redirecting.url("remote.git"), settings)?;
+    assert!(
+        !matches!(err, SyncError::DeadlineExceeded { .. }),
+        "{err:?}"
+    );
+    assert!(
+        !redirecting.seen().is_empty(),
+        "the configured host was asked"
+    );
+    assert!(elsewhere.seen().is_empty(), "{:?}", elsewhere.seen());
+    Ok(())
+}
+
+#[test]
 fn credentials_that_cannot_apply_are_refused_at_start() -> Result<()> {
     let up = Upstream::empty()?;
     let token_file = up.tmp.path().join("token");

@@ -31,6 +31,8 @@ pub enum Mode {
     /// Requires `Authorization: Basic base64(user:password)`; 401 with a Basic challenge
     /// otherwise.
     Basic { user: String, password: String },
+    /// Answers every request with `302 Found` to the same path and query under `base`.
+    Redirect { base: String },
 }
 
 /// One request as the server saw it.
@@ -171,6 +173,20 @@ impl Shared {
         });
         let mut out = stream;
 
+        if let Mode::Redirect { base } = &self.mode {
+            let query = if request.query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", request.query)
+            };
+            let answer = format!(
+                "HTTP/1.1 302 Found\r\nLocation: {base}{}{query}\r\nContent-Length: 0\r\n\
+                 Connection: close\r\n\r\n",
+                request.path
+            );
+            out.write_all(answer.as_bytes())?;
+            return Ok(());
+        }
         if let Mode::Basic { user, password } = &self.mode {
             let expected = format!("Basic {}", base64(&format!("{user}:{password}")));
             if request.header("authorization") != Some(expected.as_str()) {
