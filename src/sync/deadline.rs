@@ -131,3 +131,65 @@ fn is_timeout(err: &gix::Error) -> bool {
         .iter()
         .any(|text| mentions(err, text))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bounds(deadline: Duration) -> Bounds {
+        Bounds::start(&FetchSettings {
+            deadline,
+            ..FetchSettings::default()
+        })
+    }
+
+    /// Waits (bounded) for `interrupt`, as gix would notice it between reads.
+    fn wait_for(interrupt: &AtomicBool) -> Result<Duration, SyncError> {
+        let started = Instant::now();
+        while !interrupt.load(Ordering::Relaxed) {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "never interrupted"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(started.elapsed())
+    }
+
+    #[test]
+    fn the_interrupt_is_raised_at_the_deadline() {
+        let never = AtomicBool::new(false);
+        let waited = bounds(Duration::from_millis(100))
+            .run(&never, wait_for)
+            .expect("waited");
+        assert!(waited >= Duration::from_millis(90), "{waited:?}");
+    }
+
+    #[test]
+    fn the_interrupt_follows_the_callers_cancellation() {
+        let cancel = AtomicBool::new(false);
+        let waited = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(50));
+                cancel.store(true, Ordering::Relaxed);
+            });
+            bounds(Duration::from_secs(60)).run(&cancel, wait_for)
+        })
+        .expect("waited");
+        assert!(waited < Duration::from_secs(2), "{waited:?}");
+    }
+
+    #[test]
+    fn a_fetch_that_ends_first_is_not_interrupted_and_other_errors_pass_through() {
+        let never = AtomicBool::new(false);
+        let bounds = bounds(Duration::from_secs(60));
+        assert_eq!(bounds.run(&never, |_| Ok(7)).expect("ran"), 7);
+        let err = bounds.explain(
+            SyncError::InvalidCommitId {
+                input: "x".to_owned(),
+            },
+            &never,
+        );
+        assert!(matches!(err, SyncError::InvalidCommitId { .. }), "{err:?}");
+    }
+}

@@ -252,3 +252,37 @@ pub(super) fn mentions(err: &gix::Error, text: &str) -> bool {
     }
     format!("{err:?}").contains(text)
 }
+
+#[cfg(test)]
+mod tests {
+    use reqwest_git::blocking::{Body, Request};
+    use reqwest_git::Method;
+
+    use super::*;
+
+    fn request(method: Method, body: Option<&[u8]>) -> Request {
+        let url = "http://127.0.0.1:9/infra.git/git-upload-pack"
+            .parse()
+            .expect("valid url");
+        let mut request = Request::new(method, url);
+        if let Some(body) = body {
+            *request.body_mut() = Some(Body::from(body.to_vec()));
+        }
+        request
+    }
+
+    #[test]
+    fn only_the_pack_request_escapes_the_hard_per_request_deadline() {
+        assert!(
+            !carries_pack(&request(Method::GET, None)),
+            "ref advertisement"
+        );
+        let ls_refs = b"0014command=ls-refs\n0001000dpeel\n0000";
+        assert!(!carries_pack(&request(Method::POST, Some(ls_refs))));
+        let fetch =
+            b"0011command=fetch\n00010032want 0123456789012345678901234567890123456789\n0000";
+        assert!(carries_pack(&request(Method::POST, Some(fetch))));
+        let v1 = b"0032want 0123456789012345678901234567890123456789\n00000009done\n";
+        assert!(carries_pack(&request(Method::POST, Some(v1))));
+    }
+}
