@@ -658,13 +658,17 @@ fn refusing_remotes_are_fatal_and_passwords_stay_out_of_messages() -> Result<()>
     );
     assert!(!err.is_transient());
 
-    let with_password = format!("http://bot:s3cret@{}/infra.git", locked.addr);
-    let source = GitSource::open_or_clone(&with_password, "main", &up.mirror_dir("pw"))?;
-    assert!(!source.remote().contains("s3cret"), "{}", source.remote());
-    let err = source
-        .fetch()
-        .expect_err("gix will not send it over plain http");
-    assert!(matches!(err, SyncError::AccessDenied { .. }), "{err:?}");
-    assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
+    // A secret in the URL is refused before anything is created, pointing to the flags.
+    for scheme in ["http", "https"] {
+        let with_password = format!("{scheme}://bot:s3cret@{}/infra.git", locked.addr);
+        let dir = up.mirror_dir("pw");
+        let err = open_error(&with_password, "main", &dir)?;
+        assert!(matches!(err, SyncError::SecretInUrl { .. }), "{err:?}");
+        assert!(!err.is_transient());
+        let message = err.to_string();
+        assert!(message.contains("--repo-token-file"), "{message}");
+        assert!(!format!("{err} {err:?}").contains("s3cret"), "{err:?}");
+        assert!(!dir.exists(), "nothing created");
+    }
     Ok(())
 }

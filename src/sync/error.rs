@@ -5,6 +5,7 @@
 //! the message, so a log line stays short and `{:#}`/error-chain printers still show the details.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// What went wrong while mirroring or reading the Git repository.
 ///
@@ -166,6 +167,102 @@ pub enum SyncError {
     /// panic is a bug, and a cancellation means the runtime is going away.
     #[error("git task did not complete")]
     Task(#[source] tokio::task::JoinError),
+
+    /// The remote URL carries a password or token (`https://user:secret@host/...`). Fatal: berth
+    /// refuses it at start, because a URL ends up in config files, logs, `ps` and the status
+    /// API; the secret belongs in a file the process reads.
+    #[error("remote {remote} has a password or token in its URL; put the token in a file and pass --repo-token-file (HTTPS), or use --ssh-key-file (SSH)")]
+    SecretInUrl {
+        /// The remote, password redacted.
+        remote: String,
+    },
+
+    /// A credential was given that the remote's scheme cannot use (a token for an `ssh://`
+    /// remote, an SSH key for an `https://` one). Fatal: the configuration is inconsistent, and
+    /// silently ignoring a credential hides a typo in the remote.
+    #[error("{credential} cannot be used with remote {remote}")]
+    CredentialNotApplicable {
+        /// Which flag, e.g. "--repo-token-file".
+        credential: &'static str,
+        /// The remote, password redacted.
+        remote: String,
+    },
+
+    /// A credential file (token, SSH key, known hosts) cannot be read, or is empty. Fatal until
+    /// an operator fixes it. The message names the file, never its content.
+    #[error("cannot read credential file '{path}'")]
+    CredentialFile {
+        /// The file.
+        path: PathBuf,
+        /// Why reading it failed.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The SSH server's host key is not in the known-hosts file, or differs from it. Fatal: it
+    /// takes an operator to add the key (or to find out why it changed).
+    #[error(
+        "host key of remote {remote} is not trusted (not in the known-hosts file, or changed)"
+    )]
+    HostKeyNotTrusted {
+        /// The remote.
+        remote: String,
+    },
+
+    /// The fetch did not finish before its overall deadline. Transient: the remote was slow or
+    /// trickled data; the mirror is left as it was before the fetch.
+    #[error("fetching from {remote} did not finish within {deadline:?}")]
+    DeadlineExceeded {
+        /// The remote (password redacted).
+        remote: String,
+        /// The deadline that passed.
+        deadline: Duration,
+        /// What the transport reported when it was stopped, if it had noticed anything.
+        #[source]
+        source: Option<gix::Error>,
+    },
+
+    /// The remote sent nothing for the stall timeout (it accepted the connection, or sent
+    /// headers, then went quiet). Transient.
+    #[error("remote {remote} sent nothing for {stall:?}")]
+    Stalled {
+        /// The remote (password redacted).
+        remote: String,
+        /// The stall timeout.
+        stall: Duration,
+        /// The transport's timeout error.
+        #[source]
+        source: gix::Error,
+    },
+
+    /// The fetch was cancelled by the caller (shutdown, or leadership lost). Transient in the
+    /// sense that nothing is wrong: the same fetch can run again later.
+    #[error("fetching from {remote} was cancelled")]
+    Cancelled {
+        /// The remote (password redacted).
+        remote: String,
+    },
+
+    /// Compacting the mirror (`git gc`) failed or ran out of time. Transient: the mirror is
+    /// still valid (git replaces packs atomically), only bigger than it needs to be.
+    #[error("compacting mirror '{dir}' failed: {reason}")]
+    Compaction {
+        /// The mirror directory.
+        dir: PathBuf,
+        /// What went wrong (git's last stderr line, or the time limit).
+        reason: String,
+    },
+
+    /// The local repository cannot be watched (not a repository, inotify limits). Fatal for the
+    /// watch: the caller falls back to polling.
+    #[error("cannot watch repository '{path}'")]
+    Watch {
+        /// The repository (or directory in it) being watched.
+        path: PathBuf,
+        /// Why the watch failed.
+        #[source]
+        source: gix::Error,
+    },
 }
 
 impl SyncError {
@@ -177,7 +274,12 @@ impl SyncError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            SyncError::Unreachable { .. } | SyncError::Fetch { .. }
+            SyncError::Unreachable { .. }
+                | SyncError::Fetch { .. }
+                | SyncError::DeadlineExceeded { .. }
+                | SyncError::Stalled { .. }
+                | SyncError::Cancelled { .. }
+                | SyncError::Compaction { .. }
         )
     }
 }

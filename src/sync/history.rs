@@ -1,9 +1,11 @@
 //! What a commit is, and what happened between two commits.
 //!
 //! The controller records which commit it last applied; when a fetch brings a new head, it asks
-//! `history_between(last, new)` to log and expose the commits being rolled out, and to notice a
-//! force-push (the last applied commit is no longer in the branch's history), which deserves a
-//! louder event than an ordinary update.
+//! `history_between(last, new)` to log and expose the commits being rolled out, and to learn how
+//! the head moved ([`HeadMove`]): forward as usual, back to one of its own ancestors (a rollback
+//! by `git reset` and force-push, which brings no new commit at all), or onto a history that
+//! does not contain it (a rewrite). The last two deserve one louder event each, naming the head
+//! they replaced.
 
 use gix::revision::walk::Sorting;
 use gix::traverse::commit::simple::CommitTimeOrder;
@@ -30,17 +32,49 @@ pub struct CommitInfo {
     pub time: i64,
 }
 
+/// How the branch head moved from one commit to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadMove {
+    /// No old head to compare with (first sync).
+    First,
+    /// The same commit.
+    Unchanged,
+    /// The old head is an ancestor of the new one: an ordinary push.
+    FastForward,
+    /// The new head is an ancestor of the old one: the branch was reset back and
+    /// force-pushed. No commit is new; commits that were deployed are gone from the branch.
+    ToAncestor,
+    /// Neither is an ancestor of the other: the branch was rewritten (rebase, amend, unrelated
+    /// history) and force-pushed.
+    Diverged,
+}
+
+impl HeadMove {
+    /// `true` for the moves only a force-push can make.
+    pub fn is_forced(self) -> bool {
+        matches!(self, HeadMove::ToAncestor | HeadMove::Diverged)
+    }
+}
+
 /// The commits a move from one head to another brings in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
-    /// Reachable from the new head and not from the old one, newest first.
+    /// Reachable from the new head and not from the old one, newest first. Empty for
+    /// [`HeadMove::ToAncestor`] and [`HeadMove::Unchanged`]: record the move itself then, once,
+    /// with [`GitSource::commit_info`] of the new head and `replaced`.
     pub commits: Vec<CommitInfo>,
     /// `true` when more such commits exist than `commits` holds (the limit was hit, or, on a
     /// first sync, the new head has ancestors that were deliberately not listed).
     pub truncated: bool,
-    /// `true` when the old head is not an ancestor of the new one: the branch was force-pushed
-    /// or rewritten, and commits that were deployed are gone from it.
+    /// `true` when the old head is not an ancestor of the new one (`head_move.is_forced()`):
+    /// the branch was force-pushed or rewritten, and commits that were deployed are gone from it.
     pub forced: bool,
+    /// How the head moved.
+    pub head_move: HeadMove,
+    /// The old head, when a force-push dropped it from the branch
+    /// ([`HeadMove::ToAncestor`] or [`HeadMove::Diverged`]).
+    pub replaced: Option<String>,
 }
 
 impl GitSource {
@@ -72,9 +106,11 @@ impl GitSource {
                 commits,
                 truncated,
                 forced: false,
+                head_move: HeadMove::First,
+                replaced: None,
             });
         };
-        self.find_commit(old)?;
+        let head_move = self.head_move(old, new)?;
 
         let mut commits = Vec::new();
         let mut truncated = false;
@@ -85,14 +121,48 @@ impl GitSource {
             }
             commits.push(self.commit_info(&id?)?);
         }
-        // `old` is an ancestor of `new` exactly when nothing is reachable from `old` but not from
-        // `new`; the walk stops at the first such commit.
-        let forced = self.walk(old, new)?.next().transpose()?.is_some();
+        let forced = head_move.is_forced();
         Ok(History {
             commits,
             truncated,
             forced,
+            head_move,
+            replaced: forced.then(|| old.to_string()),
         })
+    }
+
+    /// How the head moved from `old` to `new`; both must be in the mirror.
+    ///
+    /// Also the replay check for signed deployments: a head that is not
+    /// [`HeadMove::FastForward`] of the last applied one is either nothing new or a force-push,
+    /// and an attacker replaying an old, validly signed commit produces exactly
+    /// [`HeadMove::ToAncestor`].
+    pub fn head_move(&self, old: &CommitId, new: &CommitId) -> Result<HeadMove, SyncError> {
+        self.find_commit(old)?;
+        self.find_commit(new)?;
+        if old == new {
+            return Ok(HeadMove::Unchanged);
+        }
+        // `a` is an ancestor of `b` exactly when nothing is reachable from `a` but not from `b`;
+        // each walk stops at the first such commit.
+        let old_in_new = self.walk(old, new)?.next().transpose()?.is_none();
+        if old_in_new {
+            return Ok(HeadMove::FastForward);
+        }
+        let new_in_old = self.walk(new, old)?.next().transpose()?.is_none();
+        Ok(if new_in_old {
+            HeadMove::ToAncestor
+        } else {
+            HeadMove::Diverged
+        })
+    }
+
+    /// `true` when `new` is a fast-forward of `old` (`old` is a proper ancestor of `new`).
+    ///
+    /// For signed deployments: applying only fast-forwards of the last applied commit refuses
+    /// replays of older signed commits and histories rewritten by someone else.
+    pub fn is_fast_forward(&self, old: &CommitId, new: &CommitId) -> Result<bool, SyncError> {
+        Ok(self.head_move(old, new)? == HeadMove::FastForward)
     }
 
     /// Commits reachable from `tip` and not from `hidden`, newest first, lazily.

@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::error::gix_error;
+use super::settings::FetchSettings;
 use super::SyncError;
 
 /// The name of the single remote in the mirror's config.
@@ -30,11 +31,19 @@ pub(super) struct Location {
     pub branch: String,
     /// The mirror directory.
     pub dir: PathBuf,
+    /// Time limits and credential files for fetching.
+    pub settings: FetchSettings,
 }
 
 impl Location {
-    /// Validates `remote` and `branch` without touching the disk or the network.
-    pub fn new(remote: &str, branch: &str, dir: &Path) -> Result<Self, SyncError> {
+    /// Validates `remote`, `branch` and the credentials without touching the mirror or the
+    /// network (credential files are opened, to fail at start rather than at the first fetch).
+    pub fn new(
+        remote: &str,
+        branch: &str,
+        dir: &Path,
+        settings: FetchSettings,
+    ) -> Result<Self, SyncError> {
         let invalid_remote = |source| SyncError::InvalidRemote {
             remote: remote.to_owned(),
             source,
@@ -52,11 +61,14 @@ impl Location {
                 source: gix_error(e),
             }
         })?;
+        let display = url.to_string();
+        settings.credentials.check(&url, &display)?;
         Ok(Location {
-            display: url.to_string(),
+            display,
             url,
             branch: branch.to_owned(),
             dir: dir.to_owned(),
+            settings,
         })
     }
 
@@ -85,13 +97,25 @@ pub struct GitSource {
 }
 
 impl GitSource {
-    /// Opens the mirror in `dir`, creating it (and `dir`) if missing or empty.
+    /// Opens the mirror in `dir`, creating it (and `dir`) if missing or empty, with the default
+    /// [`FetchSettings`] (no credentials).
     ///
-    /// `remote` is a local path, a `file://` URL or an `http(s)://` URL. Nothing is fetched here:
-    /// call [`GitSource::fetch`] next. Fails if `dir` holds something other than a bare
-    /// repository, or a mirror of a different remote.
+    /// `remote` is a local path, a `file://` URL, an `http(s)://` URL, or an ssh remote
+    /// (`ssh://user@host/path` or scp-style `user@host:path`). Nothing is fetched here: call
+    /// [`GitSource::fetch`] next. Fails if `dir` holds something other than a bare repository,
+    /// or a mirror of a different remote, or if the URL carries a password.
     pub fn open_or_clone(remote: &str, branch: &str, dir: &Path) -> Result<GitSource, SyncError> {
-        GitSource::open_location(Location::new(remote, branch, dir)?)
+        GitSource::open_with(remote, branch, dir, FetchSettings::default())
+    }
+
+    /// [`GitSource::open_or_clone`] with explicit time limits and credentials.
+    pub fn open_with(
+        remote: &str,
+        branch: &str,
+        dir: &Path,
+        settings: FetchSettings,
+    ) -> Result<GitSource, SyncError> {
+        GitSource::open_location(Location::new(remote, branch, dir, settings)?)
     }
 
     /// The remote this mirror follows, password redacted.
@@ -165,6 +189,17 @@ fn configure_for_daemon(repo: &mut gix::Repository) -> gix::Result<()> {
     )?;
     config.commit()?;
     Ok(())
+}
+
+/// The repository directory when `remote` is a local path or `file://` URL, as given (relative
+/// paths are not resolved); `None` for network remotes, scp-style `user@host:path` included.
+///
+/// For the caller's start-up check ("does the local repository exist?") and for
+/// [`super::RefWatcher`], which only works on local repositories. Uses the same parser as the
+/// mirror, so `git@host:org/repo.git` is never mistaken for a local path.
+pub fn local_repository(remote: &str) -> Option<PathBuf> {
+    let url = gix::url::parse(remote.trim()).ok()?;
+    (url.scheme == gix::url::Scheme::File).then(|| PathBuf::from(url.path.to_string()))
 }
 
 fn is_missing_or_empty(dir: &Path) -> std::io::Result<bool> {
