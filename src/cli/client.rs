@@ -41,7 +41,10 @@ fn print_raw(output: Output, v: &Value) -> bool {
             true
         }
         Output::Yaml => {
-            say!("{}", serde_yaml::to_string(v).unwrap_or_default().trim_end());
+            say!(
+                "{}",
+                serde_yaml::to_string(v).unwrap_or_default().trim_end()
+            );
             true
         }
     }
@@ -201,8 +204,16 @@ pub async fn get(args: &GetArgs) -> ExitCode {
             let out = match args.resource {
                 Resource::Pods => table(
                     &[
-                        "NAMESPACE", "NAME", "OWNER", "NODE", "RUNNING", "READY", "RESTARTS",
-                        "PHASE", "COMMIT", "REASON",
+                        "NAMESPACE",
+                        "NAME",
+                        "OWNER",
+                        "NODE",
+                        "RUNNING",
+                        "READY",
+                        "RESTARTS",
+                        "PHASE",
+                        "COMMIT",
+                        "REASON",
                     ],
                     items
                         .iter()
@@ -231,8 +242,15 @@ pub async fn get(args: &GetArgs) -> ExitCode {
                 ),
                 Resource::Rc => table(
                     &[
-                        "NAMESPACE", "NAME", "DESIRED", "CURRENT", "UPDATED", "READY",
-                        "AVAILABLE", "ROLLOUT", "IMAGES",
+                        "NAMESPACE",
+                        "NAME",
+                        "DESIRED",
+                        "CURRENT",
+                        "UPDATED",
+                        "READY",
+                        "AVAILABLE",
+                        "ROLLOUT",
+                        "IMAGES",
                     ],
                     items
                         .iter()

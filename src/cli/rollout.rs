@@ -76,9 +76,12 @@ async fn status(args: &StatusArgs) -> u8 {
                 return UNKNOWN;
             }
         };
-        let Some(rc) = rcs.as_array().into_iter().flatten().find(|r| {
-            r["name"] == name && r["namespace"] == args.namespace.as_str()
-        }) else {
+        let Some(rc) = rcs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["name"] == name && r["namespace"] == args.namespace.as_str())
+        else {
             eprintln!(
                 "berth rollout status: no ReplicationController {}/{name}",
                 args.namespace
@@ -97,7 +100,10 @@ async fn status(args: &StatusArgs) -> u8 {
             return UNKNOWN;
         }
         if started.elapsed() > timeout {
-            eprintln!("berth rollout status: still progressing after {}", args.timeout);
+            eprintln!(
+                "berth rollout status: still progressing after {}",
+                args.timeout
+            );
             return UNKNOWN;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -157,7 +163,10 @@ mod tests {
             "reasons": ["web-x7k2q: readiness probe failed: HTTP 500"]}});
         let (code, line) = describe("web", &rc);
         assert_eq!(code, Some(HALTED));
-        assert!(line.ends_with("\n  web-x7k2q: readiness probe failed: HTTP 500"), "{line}");
+        assert!(
+            line.ends_with("\n  web-x7k2q: readiness probe failed: HTTP 500"),
+            "{line}"
+        );
         let rc = serde_json::json!({"rollout": {"state": "complete"}});
         assert_eq!(describe("web", &rc).0, Some(COMPLETE));
     }

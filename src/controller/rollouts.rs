@@ -64,7 +64,15 @@ impl Controller {
                 }
             })
             .collect();
-        let decision = rollout::step(&strategy, rc.replicas, &rollout.revision, &views, now);
+        let draining = self.draining(&rc.metadata.namespace, &rc.metadata.name, &replicas);
+        let decision = rollout::step(
+            &strategy,
+            rc.replicas,
+            &rollout.revision,
+            &views,
+            draining,
+            now,
+        );
         if decision.add > 0 || !decision.retire.is_empty() {
             let taken: BTreeSet<String> = self.taken_names(&rc.metadata.namespace, &replicas);
             let add = new_replicas(
@@ -110,6 +118,28 @@ impl Controller {
             return Next::Idle;
         }
         Next::after(WHILE_PROGRESSING)
+    }
+
+    /// Retired replicas of the RC whose containers are still on a host (stopping).
+    fn draining(
+        &self,
+        namespace: &str,
+        rc: &str,
+        replicas: &[crate::raft::state::Replica],
+    ) -> usize {
+        let mut pods: BTreeSet<String> = BTreeSet::new();
+        for cache in &self.hosts {
+            cache.read(|v| {
+                pods.extend(
+                    v.containers
+                        .values()
+                        .filter(|c| c.namespace == namespace && c.owner.as_deref() == Some(rc))
+                        .filter(|c| !replicas.iter().any(|r| r.name == c.pod))
+                        .map(|c| c.pod.clone()),
+                );
+            });
+        }
+        pods.len()
     }
 
     /// Names no new replica may take: every replica of the state, and every pod seen on a host

@@ -26,7 +26,7 @@ use crate::raft::state::Millis;
 
 /// Margin after a grace period before SIGKILL: the stop signal and the process's exit take a
 /// moment to reach the engine's state.
-pub const STOP_MARGIN_MS: Millis = 2_000;
+pub const STOP_MARGIN_MS: Millis = 500;
 
 /// What the engine remembers of one pod instance beyond Docker's own state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -41,13 +41,15 @@ pub struct Decision {
     pub state: Option<RolloutState>,
 }
 
-/// The next decision for an RC wanting `desired` replicas of revision `target`. Call it only
+/// The next decision for an RC wanting `desired` replicas of revision `target`, `draining` of
+/// its retired replicas still stopping (they count towards maxSurge until gone). Call it only
 /// while the rollout progresses: a halted rollout stays halted until the next commit.
 pub fn step(
     strategy: &Strategy,
     desired: u32,
     target: &str,
     replicas: &[ReplicaView],
+    draining: usize,
     now: Millis,
 ) -> Decision {
     let d = desired as usize;
@@ -113,7 +115,7 @@ pub fn step(
                 state: None,
             }
         }
-        Kind::RollingUpdate => rolling(strategy, d, &new, &old, available),
+        Kind::RollingUpdate => rolling(strategy, d, &new, &old, draining, available),
     }
 }
 
@@ -122,11 +124,12 @@ fn rolling(
     d: usize,
     new: &[&ReplicaView],
     old: &[&ReplicaView],
+    draining: usize,
     available: impl Fn(&&ReplicaView) -> bool,
 ) -> Decision {
     let (surge, unavailable) = strategy.bounds(d as u32);
     let (surge, unavailable) = (surge as usize, unavailable as usize);
-    let total = new.len() + old.len();
+    let total = new.len() + old.len() + draining;
     let add = (d + surge)
         .saturating_sub(total)
         .min(d.saturating_sub(new.len()));

@@ -20,7 +20,7 @@ fn r(name: &str, revision: &str, ready: bool) -> ReplicaView {
 }
 
 fn decide(replicas: &[ReplicaView]) -> Decision {
-    step(&Strategy::default(), 3, "new", replicas, NOW)
+    step(&Strategy::default(), 3, "new", replicas, 0, NOW)
 }
 
 #[test]
@@ -94,9 +94,9 @@ fn min_ready_seconds_counts_before_a_replica_is_available() {
         min_ready_seconds: 5,
         ..Strategy::default()
     };
-    assert_eq!(step(&s, 3, "new", &replicas, NOW), Decision::default());
+    assert_eq!(step(&s, 3, "new", &replicas, 0, NOW), Decision::default());
     assert_eq!(
-        step(&s, 3, "new", &replicas, NOW + 3_000).retire,
+        step(&s, 3, "new", &replicas, 0, NOW + 3_000).retire,
         vec!["o3".to_string()]
     );
 }
@@ -125,7 +125,7 @@ fn max_unavailable_allows_stopping_before_starting() {
         r("o2", "old", true),
         r("o3", "old", true),
     ];
-    let d = step(&s, 3, "new", &old, NOW);
+    let d = step(&s, 3, "new", &old, 0, NOW);
     assert_eq!((d.add, d.retire.len()), (0, 1));
 }
 
@@ -157,7 +157,7 @@ fn recreate_stops_every_old_replica_only_once_every_new_one_has_its_images() {
         ..Strategy::default()
     };
     let old = [r("o1", "old", true), r("o2", "old", true)];
-    assert_eq!(step(&s, 2, "new", &old, NOW).add, 2);
+    assert_eq!(step(&s, 2, "new", &old, 0, NOW).add, 2);
     let mut pulling = r("n1", "new", false);
     pulling.health.images_ready = false;
     let replicas = [
@@ -166,11 +166,11 @@ fn recreate_stops_every_old_replica_only_once_every_new_one_has_its_images() {
         pulling,
         r("n2", "new", false),
     ];
-    assert_eq!(step(&s, 2, "new", &replicas, NOW), Decision::default());
+    assert_eq!(step(&s, 2, "new", &replicas, 0, NOW), Decision::default());
     let mut pulled = replicas.clone();
     pulled[2].health.images_ready = true;
     assert_eq!(
-        step(&s, 2, "new", &pulled, NOW).retire,
+        step(&s, 2, "new", &pulled, 0, NOW).retire,
         vec!["o1".to_string(), "o2".to_string()]
     );
 }
@@ -197,6 +197,27 @@ fn scaling_down_removes_not_ready_then_crowded_then_newest() {
     let replicas = [r("a1", "new", true), a_new, b1, r("a3", "new", false)];
     let refs: Vec<&ReplicaView> = replicas.iter().collect();
     assert_eq!(scale_down_order(&refs), ["a3", "a2", "a1", "b1"]);
-    let d = step(&Strategy::default(), 2, "new", &replicas, NOW);
+    let d = step(&Strategy::default(), 2, "new", &replicas, 0, NOW);
     assert_eq!(d.retire, vec!["a3".to_string(), "a2".to_string()]);
+}
+
+#[test]
+fn replicas_still_stopping_count_towards_the_surge() {
+    let mut o3 = r("o3", "old", true);
+    o3.created_at += 1;
+    let replicas = [
+        r("o1", "old", true),
+        r("o2", "old", true),
+        r("n1", "new", true),
+    ];
+    // One old replica was retired and is still stopping: nothing more may start yet.
+    assert_eq!(
+        step(&Strategy::default(), 3, "new", &replicas, 1, NOW).add,
+        0
+    );
+    assert_eq!(
+        step(&Strategy::default(), 3, "new", &replicas, 0, NOW).add,
+        1
+    );
+    let _ = o3;
 }

@@ -61,6 +61,15 @@ pub struct Setup {
 
 impl Setup {
     pub async fn start(engine_name: &str, files: &[(&str, String)]) -> Result<Setup> {
+        Setup::start_with(engine_name, files, &[]).await
+    }
+
+    /// [`Setup::start`] with more `berth serve` flags.
+    pub async fn start_with(
+        engine_name: &str,
+        files: &[(&str, String)],
+        extra: &[&str],
+    ) -> Result<Setup> {
         let engine = start_engine(engine_name).await?;
         let repo = Repo::new()?;
         for (path, text) in files {
@@ -68,10 +77,11 @@ impl Setup {
         }
         let first = repo.commit("first deploy")?;
         let data = tempfile::tempdir()?;
-        let berth = Berth::start(
+        let berth = Berth::start_with(
             repo.path(),
             data.path(),
             &[format!("a={}", engine.endpoint)],
+            extra,
         )
         .await?;
         Ok(Setup {

@@ -15,6 +15,7 @@
 //! it, hence the `dead_code` and `unused_imports` allowances.
 #![allow(dead_code, unused_imports)]
 
+pub mod apps;
 pub mod berth;
 pub mod cmd;
 pub mod engines;
