@@ -110,6 +110,8 @@ pub fn derive(i: &Inputs) -> PodStatus {
         s.phase = "CrashLoopBackOff".into();
         let code = c
             .exit_code
+            .filter(|code| *code != 0)
+            .or(c.last_exit_code)
             .map_or_else(|| "a failure".to_string(), |code| code.to_string());
         s.reason = Some(format!(
             "{}: exited with {code}, {} restart(s)",

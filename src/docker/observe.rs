@@ -96,7 +96,9 @@ pub fn inspected(found: &ContainerInspectResponse) -> Option<ObservedContainer> 
         .and_then(|s| s.status)
         .map(|s| s.to_string())
         .unwrap_or_default();
-    let running = state.and_then(|s| s.running).unwrap_or(false);
+    // Docker reports a container waiting out its restart backoff as `running: true` with
+    // status `restarting`; berth counts only the status `running` as running.
+    let running = status == "running";
     let host = found.host_config.as_ref();
     let network_owner = host
         .and_then(|h| h.network_mode.as_deref())
@@ -153,6 +155,9 @@ pub fn inspected(found: &ContainerInspectResponse) -> Option<ObservedContainer> 
         running,
         state: status,
         exit_code: state.and_then(|s| s.exit_code).filter(|_| !running),
+        last_exit_code: state
+            .and_then(|s| s.exit_code)
+            .filter(|code| !running && *code != 0),
         holder: container_labels.get(labels::ROLE).map(String::as_str) == Some("holder"),
         started_at: state
             .and_then(|s| s.started_at.as_deref())

@@ -133,11 +133,14 @@ impl HostCache {
 
     /// Records what an inspect found under `id` (an id, or a name when the id is not known
     /// yet); returns the pod touched, if the view changed.
-    fn put(&self, id: &str, found: Option<ObservedContainer>) -> Option<String> {
+    fn put(&self, id: &str, mut found: Option<ObservedContainer>) -> Option<String> {
         let id = found.as_ref().map_or(id, |c| c.id.as_str()).to_string();
         let id = id.as_str();
         self.write(|v| {
             let before = v.containers.get(id).cloned();
+            if let (Some(f), Some(b)) = (found.as_mut(), before.as_ref()) {
+                remember_exit(f, b);
+            }
             if before == found {
                 return None;
             }
@@ -161,9 +164,14 @@ impl HostCache {
     async fn look(&self, touched: &UnboundedSender<Touched>) -> Result<(), DockerError> {
         let (listed, info) = tokio::join!(self.host.list_managed(), self.host.info());
         let (listed, info) = (listed?, info?);
-        let fresh: BTreeMap<String, ObservedContainer> =
+        let mut fresh: BTreeMap<String, ObservedContainer> =
             listed.into_iter().map(|c| (c.id.clone(), c)).collect();
         let (pods, came_back) = self.write(|v| {
+            for (id, c) in fresh.iter_mut() {
+                if let Some(b) = v.containers.get(id) {
+                    remember_exit(c, b);
+                }
+            }
             let mut pods = BTreeSet::new();
             for (id, c) in &fresh {
                 if v.containers.get(id) != Some(c) {
@@ -288,5 +296,13 @@ impl HostCache {
                 _ = tokio::time::sleep(pause) => {}
             }
         }
+    }
+}
+
+/// A container running again after exiting forgets its exit code in Docker's state: keep it
+/// from what was seen before, as the cause of a crash loop.
+fn remember_exit(now: &mut ObservedContainer, before: &ObservedContainer) {
+    if now.last_exit_code.is_none() {
+        now.last_exit_code = before.exit_code.or(before.last_exit_code);
     }
 }

@@ -82,6 +82,8 @@ pub struct ObservedContainer {
     /// Docker's state word: `running`, `exited`, `created`, `restarting`, ...
     pub state: String,
     pub exit_code: Option<i64>,
+    /// The exit code of its last run, kept while it runs again (a crash loop's cause).
+    pub last_exit_code: Option<i64>,
     /// The pod's holder container.
     pub holder: bool,
     /// When the current run started (from inspect), milliseconds since the epoch.
