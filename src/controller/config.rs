@@ -9,6 +9,8 @@ use serde::Deserialize;
 
 use crate::docker::{PullSettings, RegistryAuth};
 use crate::manifest::limits::{parse_size, Limits};
+use crate::sync::{Credentials, FetchSettings, SignaturePolicy};
+use crate::webhook::Secrets;
 
 #[derive(Debug, clap::Args, Default)]
 pub struct ServeArgs {
@@ -60,6 +62,34 @@ pub struct ServeArgs {
     /// never appear in logs, the API or errors.
     #[arg(long, env = "BERTH_REGISTRY_AUTH", value_name = "FILE")]
     pub registry_auth: Option<PathBuf>,
+    /// File holding an HTTPS token for the repository (sent as HTTP basic auth; read at each
+    /// fetch, never written to the mirror). A password in --repo itself is refused.
+    #[arg(long, env = "BERTH_REPO_TOKEN_FILE", value_name = "FILE")]
+    pub repo_token_file: Option<PathBuf>,
+    /// SSH private key for ssh:// and user@host:path repositories.
+    #[arg(long, env = "BERTH_SSH_KEY_FILE", value_name = "FILE")]
+    pub ssh_key_file: Option<PathBuf>,
+    /// known_hosts file the repository's SSH host key must be in (checked strictly).
+    #[arg(long, env = "BERTH_SSH_KNOWN_HOSTS", value_name = "FILE")]
+    pub ssh_known_hosts: Option<PathBuf>,
+    /// Secret for push webhooks: FILE (every provider) or PROVIDER=FILE (github, gitlab, gitea,
+    /// bitbucket, generic); repeat for several. With no secret a receiver is off (404).
+    #[arg(
+        long = "webhook-secret-file",
+        env = "BERTH_WEBHOOK_SECRET_FILES",
+        value_delimiter = ',',
+        value_name = "[PROVIDER=]FILE"
+    )]
+    pub webhook_secret_files: Vec<String>,
+    /// Only apply commits whose SSH signature verifies against this allowed-signers file (as
+    /// `git verify-commit` with gpg.ssh.allowedSignersFile); others are rejected.
+    #[arg(long, env = "BERTH_VERIFY_SIGNATURES", value_name = "ALLOWED_SIGNERS")]
+    pub verify_signatures: Option<PathBuf>,
+    /// With --verify-signatures, also apply a signed head that is not a fast-forward of the last
+    /// applied one (by default refused, so an old signed commit cannot be replayed by a
+    /// force-push).
+    #[arg(long, env = "BERTH_ALLOW_SIGNED_REWIND")]
+    pub allow_signed_rewind: bool,
     /// TOML file with any of these settings (keys as the flags, with '_' for '-'; `node` is a list).
     /// `berth validate --config` reads the same file, so both accept exactly the same trees.
     #[arg(long, env = "BERTH_CONFIG")]
@@ -141,6 +171,12 @@ struct FileConfig {
     on_failure: Option<String>,
     pull_fallback: Option<bool>,
     registry_auth: Option<PathBuf>,
+    repo_token_file: Option<PathBuf>,
+    ssh_key_file: Option<PathBuf>,
+    ssh_known_hosts: Option<PathBuf>,
+    webhook_secret_file: Option<Vec<String>>,
+    verify_signatures: Option<PathBuf>,
+    allow_signed_rewind: Option<bool>,
 }
 
 /// What a halted rollout leads to.
@@ -175,6 +211,13 @@ pub struct Config {
     pub on_failure: OnFailure,
     /// How images are pulled (fallback to a local image, registry credentials).
     pub pull: PullSettings,
+    /// How the repository is fetched (deadlines, credential files).
+    pub fetch: FetchSettings,
+    /// Webhook secrets by provider; `None` when no receiver is on.
+    pub webhooks: Option<Secrets>,
+    /// Signed-commit mode.
+    pub signatures: Option<SignaturePolicy>,
+    pub allow_signed_rewind: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -267,6 +310,44 @@ impl ServeArgs {
             auth,
             ..PullSettings::default()
         };
+        let fetch = FetchSettings {
+            credentials: Credentials {
+                token_file: self.repo_token_file.or(file.repo_token_file),
+                ssh_key_file: self.ssh_key_file.or(file.ssh_key_file),
+                ssh_known_hosts: self.ssh_known_hosts.or(file.ssh_known_hosts),
+            },
+            ..FetchSettings::default()
+        };
+        let secret_flags = if self.webhook_secret_files.is_empty() {
+            file.webhook_secret_file.unwrap_or_default()
+        } else {
+            self.webhook_secret_files
+        };
+        let webhooks = if secret_flags.is_empty() {
+            None
+        } else {
+            Some(
+                Secrets::from_flags(&secret_flags)
+                    .map_err(|e| invalid("--webhook-secret-file", strip_flag(&e.to_string())))?,
+            )
+        };
+        let signatures = self
+            .verify_signatures
+            .or(file.verify_signatures)
+            .map(|allowed_signers| SignaturePolicy {
+                allowed_signers,
+                revoked_keys: None,
+            });
+        if let Some(p) = &signatures {
+            if !p.allowed_signers.is_file() {
+                return Err(invalid(
+                    "--verify-signatures",
+                    format!("{} is not a readable file", p.allowed_signers.display()),
+                ));
+            }
+        }
+        let allow_signed_rewind =
+            self.allow_signed_rewind || file.allow_signed_rewind.unwrap_or(false);
         let path = self.path.or(file.path).unwrap_or_default();
         let path = path.trim_matches('/').to_string();
         Ok(Config {
@@ -285,8 +366,21 @@ impl ServeArgs {
             limits,
             on_failure,
             pull,
+            fetch,
+            webhooks,
+            signatures,
+            allow_signed_rewind,
         })
     }
+}
+
+/// `--flag: message` errors from other modules name the flag themselves: keep the message.
+fn strip_flag(message: &str) -> String {
+    message
+        .split_once(": ")
+        .filter(|(flag, _)| flag.starts_with("--"))
+        .map_or(message, |(_, rest)| rest)
+        .to_string()
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {

@@ -54,6 +54,11 @@ use crate::sync::{SyncError, Syncer};
 const CONCURRENT_KEYS: usize = 32;
 /// Convergence is checked this long after the last pod change: a burst of changes, one check.
 const CONVERGE_DEBOUNCE: Duration = Duration::from_millis(100);
+/// A push into a watched local repository touches its refs several times: one fetch.
+const WATCH_DEBOUNCE: Duration = Duration::from_millis(150);
+/// The Git mirror is compacted a while after start, then daily.
+const COMPACT_FIRST: Duration = Duration::from_secs(600);
+const COMPACT_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
@@ -111,7 +116,10 @@ pub struct Controller {
     desired: RwLock<Arc<DesiredIndex>>,
     /// Plan lines not yet recorded, per commit, and those already proposed.
     progress: Mutex<triggers::Progress>,
+    /// Rung by webhooks and the local repository watch: fetch now.
     sync_now: Notify,
+    /// What asked for the next fetch (a webhook, the watch), recorded with the head it finds.
+    pending_trigger: Mutex<Option<crate::raft::state::Trigger>>,
 }
 
 impl Controller {
@@ -131,14 +139,20 @@ impl Controller {
 
         // A remote that is merely down is retried, but a local repository that does not exist
         // is a typo in the settings: say so now rather than poll it forever.
-        let local = config.repo.strip_prefix("file://").unwrap_or(&config.repo);
-        let is_local = !config.repo.contains("://") || config.repo.starts_with("file://");
-        if is_local && !std::path::Path::new(local).exists() {
-            return Err(ControllerError::NoRepository {
-                path: local.to_string(),
-            });
+        if let Some(local) = crate::sync::local_repository(&config.repo) {
+            if !local.exists() {
+                return Err(ControllerError::NoRepository {
+                    path: local.display().to_string(),
+                });
+            }
         }
-        let git = Syncer::open_or_clone(&config.repo, &config.branch, &data.join("git")).await?;
+        let git = Syncer::open_with(
+            &config.repo,
+            &config.branch,
+            &data.join("git"),
+            config.fetch.clone(),
+        )
+        .await?;
         match git.fetch().await {
             Ok(head) => {
                 tracing::info!(repo = %git.remote(), branch = %git.branch(), %head, "repository reachable")
@@ -177,6 +191,7 @@ impl Controller {
             desired: RwLock::new(Arc::new(index)),
             progress: Mutex::new(triggers::Progress::default()),
             sync_now: Notify::new(),
+            pending_trigger: Mutex::new(None),
         }))
     }
 
@@ -211,7 +226,12 @@ impl Controller {
                 .clone()
                 .run(self.clone(), CONCURRENT_KEYS, shutdown.clone()),
         );
-        let app = crate::api::router(self.clone());
+        let mut app = crate::api::router(self.clone());
+        if let Some(secrets) = &self.config.webhooks {
+            let hooks = crate::webhook::WebhookConfig::new(secrets.clone(), &self.config.branch)
+                .with_repo_urls([self.config.repo.clone()]);
+            app = app.merge(crate::webhook::router(Arc::new(hooks), self.clone()));
+        }
         let api_shutdown = shutdown.clone();
         let served = axum::serve(
             listener,
@@ -271,21 +291,51 @@ impl Controller {
             .collect()
     }
 
+    /// Fetches on every `--poll`, and at once when a webhook or the watch of a local
+    /// repository says the branch moved; compacts the mirror now and then.
     async fn sync_loop(self: Arc<Self>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(self.config.poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut compact =
+            tokio::time::interval_at(tokio::time::Instant::now() + COMPACT_FIRST, COMPACT_EVERY);
+        compact.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut watch = crate::sync::local_repository(&self.config.repo).and_then(|path| {
+            match crate::sync::RefWatcher::new(&path, &self.config.branch, WATCH_DEBOUNCE) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot watch {}, polling only: {}",
+                        path.display(),
+                        error_chain(&e)
+                    );
+                    None
+                }
+            }
+        });
         let mut last_error: Option<String> = None;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
                 _ = self.sync_now.notified() => {}
+                _ = compact.tick() => {
+                    self.compact_mirror().await;
+                    continue;
+                }
+                moved = next_change(&mut watch) => {
+                    if moved {
+                        self.set_trigger(crate::raft::state::Trigger::Watch);
+                    } else {
+                        tracing::warn!("the repository watch ended; polling only");
+                        watch = None;
+                    }
+                }
             }
             if !self.raft.is_leader() {
                 continue;
             }
             // Said once per change, not once per poll: a remote down for an hour is one line.
-            match self.sync_once().await {
+            match self.sync_once(&shutdown).await {
                 Ok(()) => {
                     if last_error.take().is_some() {
                         tracing::info!("sync: Git works again");
@@ -299,6 +349,58 @@ impl Controller {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The next change the watch of a local repository reports (never, without one).
+async fn next_change(watch: &mut Option<crate::sync::RefWatcher>) -> bool {
+    match watch {
+        Some(w) => w.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A push webhook, verified: look at the branch now, and remember who asked.
+impl crate::webhook::SyncTrigger for Controller {
+    fn look_now(&self, trigger: crate::webhook::Trigger) {
+        self.set_trigger(crate::raft::state::Trigger::Webhook {
+            provider: trigger.provider.name().to_string(),
+            delivery: trigger.delivery,
+        });
+        self.sync_now.notify_one();
+    }
+}
+
+impl Controller {
+    fn set_trigger(&self, trigger: crate::raft::state::Trigger) {
+        *self.pending_trigger.lock().expect("trigger lock") = Some(trigger);
+    }
+
+    /// Compacts the Git mirror, keeping the commits the state still names.
+    async fn compact_mirror(&self) {
+        let keep: Vec<crate::sync::CommitId> = self.raft.state().read(|s| {
+            [
+                s.desired_commit.clone(),
+                s.last_converged.clone(),
+                s.last_head.clone(),
+            ]
+            .into_iter()
+            .flatten()
+            .filter_map(|sha| crate::sync::CommitId::parse(&sha).ok())
+            .collect()
+        });
+        let options = crate::sync::CompactOptions {
+            keep,
+            ..Default::default()
+        };
+        match self.git.compact(options).await {
+            Ok(c) => tracing::info!(
+                before = c.bytes_before,
+                after = c.bytes_after,
+                "Git mirror compacted"
+            ),
+            Err(e) => tracing::warn!("compacting the Git mirror: {}", error_chain(&e)),
         }
     }
 }

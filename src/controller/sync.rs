@@ -13,8 +13,11 @@ use super::{Controller, ControllerError};
 const HISTORY_PER_FETCH: usize = 1000;
 
 impl Controller {
-    pub(super) async fn sync_once(&self) -> Result<(), ControllerError> {
-        let fetched = self.git.fetch().await;
+    pub(super) async fn sync_once(
+        &self,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> Result<(), ControllerError> {
+        let fetched = self.git.fetch_cancellable(shutdown).await.map(|f| f.head);
         {
             let mut live = self.live.write().expect("live lock");
             live.git.last_fetch = Some(now_millis());
@@ -41,6 +44,8 @@ impl Controller {
             )
         });
         if last_head.as_deref() == Some(sha.as_str()) && !pending {
+            // Nothing new: a webhook for a push already seen (or another branch) changes nothing.
+            self.pending_trigger.lock().expect("trigger lock").take();
             return Ok(());
         }
         if last_head.as_deref() != Some(sha.as_str()) {
@@ -68,22 +73,29 @@ impl Controller {
             Err(e) => return Err(e.into()),
         };
         let seen_at = now_millis();
-        let (mut infos, mut forced) = (history.commits, history.forced);
+        let forced = history.head_move.is_forced();
+        let mut infos = history.commits;
         if infos.is_empty() {
             // The head moved back to one of its ancestors (a reset and force-push): no commit
             // is new, but the move is. It is recorded once, as a new sighting of that commit.
-            infos = self.git.history_between(None, head, 1).await?.commits;
-            forced = true;
+            infos = vec![self.git.commit_info(head).await?];
         }
         let mut commits: Vec<CommitRecord> = infos
             .into_iter()
             .rev()
             .map(|c| record(c, seen_at))
             .collect();
+        let trigger = self.pending_trigger.lock().expect("trigger lock").take();
         if let Some(newest) = commits.last_mut() {
             newest.forced = forced;
             if forced {
-                newest.refers_to = last_head.map(String::from);
+                newest.refers_to = history
+                    .replaced
+                    .clone()
+                    .or_else(|| last_head.map(String::from));
+            }
+            if let Some(t) = trigger {
+                newest.trigger = t;
             }
         }
         if forced {
@@ -95,6 +107,9 @@ impl Controller {
 
     async fn decide(&self, head: &CommitId) -> Result<(), ControllerError> {
         let sha = head.to_string();
+        if let Some(refusal) = self.check_signature(head).await? {
+            return self.reject(sha, vec![refusal]).await;
+        }
         let limits = &self.config.limits;
         let files = match self.git.read_tree(head, &self.config.path, limits).await {
             Ok(files) => files,
@@ -197,6 +212,37 @@ impl Controller {
             });
         }
         Ok(())
+    }
+
+    /// In signed mode, why `head` may not be applied (unsigned, unknown signer, or an older
+    /// signed commit replayed by a force-push), if it may not.
+    async fn check_signature(&self, head: &CommitId) -> Result<Option<String>, ControllerError> {
+        let Some(policy) = &self.config.signatures else {
+            return Ok(None);
+        };
+        match self.git.verify_commit(head, policy).await {
+            Ok(signer) => {
+                tracing::info!(commit = %head, signer = %signer.principal, "signature verified")
+            }
+            Err(crate::sync::SignatureError::Sync(e)) => return Err(e.into()),
+            Err(e) => return Ok(Some(format!("signature: {}", error_chain(&e)))),
+        }
+        if self.config.allow_signed_rewind {
+            return Ok(None);
+        }
+        let applied = self
+            .raft
+            .state()
+            .read(|s| s.desired_commit.clone())
+            .and_then(|sha| CommitId::parse(&sha).ok());
+        if let Some(applied) = applied {
+            if applied != *head && !self.git.is_fast_forward(&applied, head).await? {
+                return Ok(Some(format!(
+                    "signature: {head} is not a fast-forward of the applied commit {applied}: an older signed commit is not replayed (--allow-signed-rewind allows it)"
+                )));
+            }
+        }
+        Ok(None)
     }
 
     /// The configured hosts, and whether each answers, for placement.

@@ -199,6 +199,14 @@ impl Berth {
             args.push("--node".into());
             args.push(n.clone());
         }
+        // A flag given in `extra` replaces the default above.
+        for flag in ["--poll", "--resync"] {
+            if extra.contains(&flag) {
+                if let Some(i) = args.iter().position(|a| a == flag) {
+                    args.drain(i..i + 2);
+                }
+            }
+        }
         args.extend(extra.iter().map(|a| a.to_string()));
         let mut b = Berth {
             child: None,
