@@ -223,3 +223,41 @@ fn an_env_value_is_never_repeated_in_an_error() {
         );
     }
 }
+
+#[test]
+fn host_paths_outside_the_allowed_prefixes_are_refused_whatever_the_dots() {
+    let mount = |path: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  volumes: [{{name: h, hostPath: {{path: '{path}'}}}}]\n  containers: [{{name: c, image: 'i:1', volumeMounts: [{{name: h, mountPath: /h}}]}}]\n"
+        )
+    };
+    let allowed = tree(&[("ok.yaml", mount("/srv/data/app"))]);
+    let escape = tree(&[("escape.yaml", mount("/srv/data/../../var/run/docker.sock"))]);
+    let run = |dir: &Path, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("validate")
+            .args(extra)
+            .arg(dir)
+            .output()
+            .expect("run")
+    };
+    assert_eq!(
+        run(allowed.path(), &["--allow-host-path", "/srv/data"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = run(escape.path(), &["--allow-host-path", "/srv/data"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("spec.volumes[0].hostPath.path")
+            && err.contains("(/var/run/docker.sock) is outside the allowed host paths (/srv/data)"),
+        "{err}"
+    );
+    assert_eq!(
+        run(escape.path(), &[]).status.code(),
+        Some(0),
+        "allowed anywhere by default"
+    );
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::controller::config::PolicyArgs;
-use crate::manifest::{load_files, read_paths, ManifestError, Problem};
+use crate::manifest::{load_and_check, read_paths, ManifestError, Problem};
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
@@ -23,8 +23,12 @@ pub struct ValidateArgs {
 
 /// Prints every problem on stderr and returns 1, or a one-line summary on stdout and 0.
 pub fn run(args: &ValidateArgs) -> ExitCode {
-    let limits = match args.policy.resolve(args.config.as_deref()) {
-        Ok(limits) => limits,
+    let settings = args
+        .policy
+        .resolve(args.config.as_deref())
+        .and_then(|limits| Ok((limits, args.policy.host_paths(args.config.as_deref())?)));
+    let (limits, host_paths) = match settings {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("berth validate: {e}");
             return ExitCode::from(2);
@@ -43,7 +47,7 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match load_files(&files, &limits) {
+    match load_and_check(&files, &limits, &host_paths) {
         Ok(m) => {
             // Ignored write error: stdout closed early (`| head`) is not a validation failure.
             let _ = writeln!(

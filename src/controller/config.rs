@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::docker::{PullSettings, RegistryAuth};
 use crate::manifest::limits::{parse_size, Limits};
+use crate::manifest::HostPathPolicy;
 use crate::sync::{Credentials, FetchSettings, SignaturePolicy};
 use crate::webhook::Secrets;
 
@@ -111,9 +112,40 @@ pub struct PolicyArgs {
     /// Most bytes of manifest files in one tree, e.g. 64Mi [default: 64Mi].
     #[arg(long, env = "BERTH_MAX_TREE_SIZE", value_name = "SIZE")]
     pub max_tree_size: Option<String>,
+    /// Host directory that `hostPath` volumes may mount (it or anything under it); repeat for
+    /// several. Without it any absolute path may be mounted, as in Kubernetes: whoever can
+    /// push a manifest then owns the hosts' filesystems.
+    #[arg(
+        long = "allow-host-path",
+        env = "BERTH_ALLOW_HOST_PATHS",
+        value_delimiter = ',',
+        value_name = "PREFIX"
+    )]
+    pub allow_host_paths: Vec<String>,
 }
 
 impl PolicyArgs {
+    /// The `hostPath` policy, from these flags, then the `--config` file's `allow_host_path`.
+    pub fn host_paths(&self, config: Option<&Path>) -> Result<HostPathPolicy, ConfigError> {
+        let file = match config {
+            Some(p) => read_file(p)?,
+            None => FileConfig::default(),
+        };
+        self.host_paths_with(&file)
+    }
+
+    fn host_paths_with(&self, file: &FileConfig) -> Result<HostPathPolicy, ConfigError> {
+        let prefixes = if self.allow_host_paths.is_empty() {
+            file.allow_host_path.clone().unwrap_or_default()
+        } else {
+            self.allow_host_paths.clone()
+        };
+        if prefixes.is_empty() {
+            return Ok(HostPathPolicy::anywhere());
+        }
+        HostPathPolicy::only(&prefixes).map_err(|m| invalid("--allow-host-path", m))
+    }
+
     /// The budgets, from these flags, then the `--config` file's keys, then the defaults.
     pub fn resolve(&self, config: Option<&Path>) -> Result<Limits, ConfigError> {
         let file = match config {
@@ -168,6 +200,7 @@ struct FileConfig {
     max_file_size: Option<String>,
     max_tree_files: Option<usize>,
     max_tree_size: Option<String>,
+    allow_host_path: Option<Vec<String>>,
     on_failure: Option<String>,
     pull_fallback: Option<bool>,
     registry_auth: Option<PathBuf>,
@@ -208,6 +241,8 @@ pub struct Config {
     pub resync: Duration,
     /// Budgets on manifest trees (the same as `berth validate` with the same settings).
     pub limits: Limits,
+    /// Where `hostPath` volumes may point (the same as `berth validate`).
+    pub host_paths: HostPathPolicy,
     pub on_failure: OnFailure,
     /// How images are pulled (fallback to a local image, registry credentials).
     pub pull: PullSettings,
@@ -247,6 +282,7 @@ impl ServeArgs {
             None => FileConfig::default(),
         };
         let limits = self.policy.resolve_with(&file)?;
+        let host_paths = self.policy.host_paths_with(&file)?;
         let repo = self.repo.or(file.repo).ok_or_else(|| {
             invalid(
                 "--repo",
@@ -364,6 +400,7 @@ impl ServeArgs {
             poll,
             resync,
             limits,
+            host_paths,
             on_failure,
             pull,
             fetch,

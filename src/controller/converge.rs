@@ -26,7 +26,7 @@ use super::{error_chain, Controller};
 use crate::clock::now_millis;
 use crate::engine::Next;
 use crate::manifest::annotations::PROGRESS_DEADLINE_SECONDS;
-use crate::manifest::{load_files, SourceFile};
+use crate::manifest::{load_and_check, SourceFile};
 use crate::raft::state::{object_key, Command, Millis, Outcome, RolloutState};
 use crate::reconcile::pod_done;
 use crate::rollout::Strategy;
@@ -190,7 +190,7 @@ impl Controller {
                 bytes: f.bytes,
             })
             .collect();
-        let desired = match load_files(&files, &self.config.limits) {
+        let desired = match load_and_check(&files, &self.config.limits, &self.config.host_paths) {
             Ok(d) => d,
             Err(problems) => {
                 tracing::warn!(

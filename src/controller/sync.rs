@@ -2,7 +2,7 @@
 //! the head: accepted whole as the new desired state, or rejected whole with every problem.
 
 use crate::clock::now_millis;
-use crate::manifest::{load_files, SourceFile};
+use crate::manifest::{load_and_check, SourceFile};
 use crate::raft::state::{object_key, Command, CommitRecord, Outcome};
 use crate::scheduler::{place_pods, Host, Load};
 use crate::sync::{CommitId, CommitInfo, SyncError};
@@ -133,7 +133,8 @@ impl Controller {
         // async runtime, so the status API and the engine keep answering meanwhile.
         let checked = {
             let limits = *limits;
-            tokio::task::spawn_blocking(move || load_files(&files, &limits)).await
+            let host_paths = self.config.host_paths.clone();
+            tokio::task::spawn_blocking(move || load_and_check(&files, &limits, &host_paths)).await
         };
         let checked = match checked {
             Ok(checked) => checked,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::decode::{self, Ctx, Object};
 use super::error::{ManifestError, Problem};
+use super::host_paths::HostPathPolicy;
 use super::limits::{Limits, Listed};
 use super::model::{Manifests, Origin};
 use super::yaml;
@@ -53,6 +54,22 @@ pub fn load_files(files: &[SourceFile], limits: &Limits) -> Result<Manifests, Ve
     let manifests = collect(objects, &mut problems);
     // File order, then position: duplicates found by `collect` join their file's other problems.
     problems.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    if problems.is_empty() {
+        Ok(manifests)
+    } else {
+        Err(problems)
+    }
+}
+
+/// [`load_files`], then the tree against the `hostPath` policy: what both `berth validate` and
+/// sync accept, given the same settings.
+pub fn load_and_check(
+    files: &[SourceFile],
+    limits: &Limits,
+    host_paths: &HostPathPolicy,
+) -> Result<Manifests, Vec<Problem>> {
+    let manifests = load_files(files, limits)?;
+    let problems = host_paths.check(&manifests);
     if problems.is_empty() {
         Ok(manifests)
     } else {

@@ -11,6 +11,7 @@
 pub mod annotations;
 mod decode;
 pub mod error;
+pub mod host_paths;
 pub mod limits;
 pub mod load;
 pub mod model;
@@ -19,6 +20,7 @@ pub mod quantity;
 pub mod yaml;
 
 pub use error::{ManifestError, Problem};
+pub use host_paths::HostPathPolicy;
 pub use limits::Limits;
-pub use load::{is_manifest_file, load_files, read_paths, SourceFile};
+pub use load::{is_manifest_file, load_and_check, load_files, read_paths, SourceFile};
 pub use model::*;
