@@ -44,6 +44,10 @@ pub enum StoreError {
     /// A stored value could not be encoded or decoded (written by an incompatible version?).
     #[error("raft database: bad stored value")]
     Json(#[from] serde_json::Error),
+    /// The stored or received snapshot was written by a newer berth in a format this one does
+    /// not read. Upgrade this member.
+    #[error("snapshot format {found} is newer than this berth reads (up to {supported}): written by a newer berth? upgrade this member")]
+    NewerSnapshot { found: u32, supported: u32 },
     /// The blocking task running the operation panicked or was cancelled.
     #[error("raft database: storage task failed")]
     Task(#[from] tokio::task::JoinError),
