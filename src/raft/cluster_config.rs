@@ -1,12 +1,19 @@
 //! Who this member is, who the initial members are, and the Raft timing.
 //!
-//! Timing, as a range: `election_timeout` is the *shortest* time a follower waits without hearing
-//! from a leader before it stands for election. openraft draws each wait at random from
-//! `[election_timeout, 2 × election_timeout)`, so two followers rarely stand at once (a split
-//! vote costs another round). A leader that died is therefore replaced after one to two election
-//! timeouts, plus one election round trip. `heartbeat` is how often a leader reminds followers
-//! it is alive; it must be well below the election timeout (at most a third of it here), so one
-//! or two lost heartbeats never start an election.
+//! Timing, as a range. `election_timeout` (T) is the lower end of openraft's randomised election
+//! timeout: each follower draws its wait from `[T, 2T)`, so two followers rarely stand at once
+//! (a split vote costs another round). openraft 0.9 also grants a known leader a lease of the
+//! upper end (2T) since the follower last heard from it, during which the follower neither stands
+//! nor votes for anyone else. So, after the last heartbeat a follower received:
+//!
+//! - a follower stands for election after `2T + [T, 2T)`, i.e. 3T to 4T (3–4 s by default),
+//!   checked on openraft's tick (every 1.5 heartbeats): that is the failover time after a crash;
+//! - no other leader can be elected before 3T, while `RaftNode::is_leader` turns false on the old
+//!   leader once a quorum has not acknowledged it for T (see `fencing.rs`): a cut-off leader
+//!   stops acting at least 2T before any successor can start.
+//!
+//! `heartbeat` is how often a leader reminds followers it is alive; it must be well below T (at
+//! most a third of it here), so one or two lost heartbeats never cost a leader its fence.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,7 +26,7 @@ use super::types::NodeId;
 
 /// A leader reminds followers every 100 ms: cheap on a LAN, and detects a lost member fast.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(100);
-/// A follower waits 1–2 s without a heartbeat before standing for election.
+/// The lower end of the randomised election timeout (see the module doc for what follows).
 pub const DEFAULT_ELECTION_TIMEOUT: Duration = Duration::from_millis(1_000);
 /// How long `RaftNode::propose` waits for a commit before giving up with a timeout.
 pub const DEFAULT_PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -75,6 +82,8 @@ pub struct ClusterConfig {
     pub election_timeout: Duration,
     /// How long `RaftNode::propose` waits for its entry to commit.
     pub propose_timeout: Duration,
+    /// A snapshot is built every this many entries (default [`SNAPSHOT_EVERY`]).
+    pub snapshot_every: u64,
     /// Sent with, and required on, every Raft request.
     pub token: ClusterToken,
     /// TLS for requests to other members; `None` sends plain HTTP.
@@ -92,6 +101,7 @@ impl ClusterConfig {
             heartbeat: DEFAULT_HEARTBEAT,
             election_timeout: DEFAULT_ELECTION_TIMEOUT,
             propose_timeout: DEFAULT_PROPOSE_TIMEOUT,
+            snapshot_every: SNAPSHOT_EVERY,
             token: ClusterToken::unset(),
             tls: None,
         }
@@ -138,8 +148,8 @@ impl ClusterConfig {
             election_timeout_max: election_ms * 2,
             install_snapshot_timeout: millis(SNAPSHOT_CHUNK_TIMEOUT),
             snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY),
-            max_in_snapshot_log_to_keep: KEEP_BEHIND_SNAPSHOT,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every.max(1)),
+            max_in_snapshot_log_to_keep: KEEP_BEHIND_SNAPSHOT.min(self.snapshot_every / 2),
             ..Config::default()
         }
         .validate()

@@ -262,18 +262,12 @@ impl HttpConnection {
         })
     }
 
-    fn json<B: Serialize, E: std::error::Error>(
-        &self,
-        body: &B,
-    ) -> Result<reqwest::Body, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>> {
+    fn json<B: Serialize>(&self, body: &B) -> Result<reqwest::Body, TransportError> {
         serde_json::to_vec(body)
             .map(reqwest::Body::from)
-            .map_err(|source| {
-                let e = TransportError::Encode {
-                    target: self.target,
-                    source,
-                };
-                RPCError::Network(NetworkError::new(&e))
+            .map_err(|source| TransportError::Encode {
+                target: self.target,
+                source,
             })
     }
 
@@ -306,6 +300,13 @@ impl HttpConnection {
     }
 }
 
+/// A failure openraft retries at once (the request never left, or its answer was garbled).
+fn network<E: std::error::Error>(
+    e: TransportError,
+) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
+    RPCError::Network(NetworkError::new(&e))
+}
+
 impl RaftNetwork<TypeConfig> for HttpConnection {
     async fn append_entries(
         &mut self,
@@ -313,7 +314,7 @@ impl RaftNetwork<TypeConfig> for HttpConnection {
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
         let entries = rpc.entries.len();
-        let body = self.json(&rpc)?;
+        let body = self.json(&rpc).map_err(network)?;
         self.call(
             RPCTypes::AppendEntries,
             APPEND_PATH,
@@ -344,11 +345,10 @@ impl RaftNetwork<TypeConfig> for HttpConnection {
             done,
         };
         let header = header.encode().map_err(|source| {
-            let e = TransportError::Encode {
+            network(TransportError::Encode {
                 target: self.target,
                 source,
-            };
-            RPCError::Network(NetworkError::new(&e))
+            })
         })?;
         self.call(
             RPCTypes::InstallSnapshot,
@@ -366,7 +366,7 @@ impl RaftNetwork<TypeConfig> for HttpConnection {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>, openraft::error::Infallible> {
-        let body = self.json(&rpc)?;
+        let body = self.json(&rpc).map_err(network)?;
         self.call(RPCTypes::Vote, VOTE_PATH, body, None, &option, 0)
             .await
     }
