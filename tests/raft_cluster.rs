@@ -6,13 +6,17 @@
 #[path = "raft_cluster/support.rs"]
 mod support;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use berth::raft::cluster_config::DEFAULT_ELECTION_TIMEOUT;
 use berth::raft::wire::{APPEND_PATH, HELLO_PATH, MEMBERS_PATH};
 use berth::raft::{ClusterAdmin, LogCommand, MembershipError, RaftNodeError};
-use support::{history, seen, token, Cluster, TOKEN, WAIT};
+use support::{history, seen, serve_member, token, Cluster, TOKEN, WAIT};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
 
 /// Proposes `n` commands `{prefix}{i}` on `leader`, `concurrency` at a time.
 async fn propose_many(cluster: &Cluster, leader: u64, prefix: &str, n: usize) -> Vec<String> {
@@ -275,12 +279,186 @@ async fn a_command_from_a_newer_berth_stops_every_member_instead_of_being_misrea
         // Nothing after the unknown command, nor a guess of it, was applied.
         assert_eq!(history(cluster.node(id)), shas);
     }
-    // Stopped members still shut down cleanly enough to release their files.
-    for (id, m) in cluster.members {
-        if let Some(r) = m.running {
-            let node = Arc::into_inner(r.node).expect("unique");
-            let _ = node.shutdown().await;
-            let _ = id;
+    cluster.shutdown_stopped().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_one_member_cluster_grows_into_three_members() {
+    let mut cluster = Cluster::start(1).await;
+    assert_eq!(cluster.agreed_leader(&[1]).await, 1);
+    let mut shas = propose_many(&cluster, 1, "solo", 5).await;
+    for id in [2, 3] {
+        cluster.start_joiner(id, &[1]).await;
+        let url = cluster.members[&id].addr.to_string();
+        cluster
+            .node(1)
+            .add_member(id, url, WAIT)
+            .await
+            .expect("add member");
+    }
+    let members = cluster.node(1).members();
+    assert_eq!(members.iter().filter(|m| m.voter).count(), 3, "{members:?}");
+    assert!(matches!(
+        cluster
+            .node(1)
+            .add_member(2, "elsewhere:1".into(), WAIT)
+            .await,
+        Err(RaftNodeError::Membership(MembershipError::AlreadyMember(2)))
+    ));
+    shas.extend(propose_many(&cluster, 1, "trio", 5).await);
+    for id in [1, 2, 3] {
+        cluster.caught_up(id, &shas).await;
+    }
+    cluster.shutdown().await;
+}
+
+/// Member spec for a child process: `id;data dir;1=addr,2=addr,3=addr`.
+const MEMBER_ENV: &str = "BERTH_TEST_RAFT_MEMBER";
+
+fn peers_spec(addrs: &BTreeMap<u64, SocketAddr>) -> String {
+    addrs
+        .iter()
+        .map(|(id, a)| format!("{id}={a}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Run by `acknowledged_entries_survive_kill_9_of_the_leader_then_of_everyone` in a child
+/// process: serves one member and, while it leads, proposes `m<id>-<i>` one after the other,
+/// printing `ACK m<id>-<i>` once each is committed.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "child process of acknowledged_entries_survive_kill_9_of_the_leader_then_of_everyone"]
+async fn child_member_proposes_while_leader_until_killed() {
+    let Ok(spec) = std::env::var(MEMBER_ENV) else {
+        return;
+    };
+    let mut parts = spec.split(';');
+    let (Some(id), Some(dir), Some(peers)) = (parts.next(), parts.next(), parts.next()) else {
+        panic!("bad {MEMBER_ENV}: {spec}");
+    };
+    let id: u64 = id.parse().expect("id");
+    let peers: BTreeMap<u64, String> = peers
+        .split(',')
+        .filter_map(|p| p.split_once('='))
+        .map(|(i, a)| (i.parse().expect("peer id"), a.to_string()))
+        .collect();
+    let member = serve_member(id, std::path::Path::new(dir), peers).await;
+    let node = &member.node;
+    for i in 0.. {
+        while !node.is_leader() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let sha = format!("m{id}-{i}");
+        if node
+            .propose_within(seen(&sha), Duration::from_secs(2))
+            .await
+            .is_ok()
+        {
+            println!("ACK {sha}");
         }
     }
+}
+
+/// Collects acks until there are `want`.
+async fn await_acks(
+    acks: &mut tokio::sync::mpsc::UnboundedReceiver<(u64, String)>,
+    acked: &mut Vec<(u64, String)>,
+    want: usize,
+) {
+    let started = Instant::now();
+    while acked.len() < want {
+        let left = (WAIT * 2).saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, acks.recv()).await {
+            Ok(Some(ack)) => acked.push(ack),
+            other => panic!("{} of {want} acks: {other:?}", acked.len()),
+        }
+    }
+}
+
+fn spawn_member(id: u64, dir: &std::path::Path, addrs: &BTreeMap<u64, SocketAddr>) -> Child {
+    Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "child_member_proposes_while_leader_until_killed",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(
+            MEMBER_ENV,
+            format!("{id};{};{}", dir.display(), peers_spec(addrs)),
+        )
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn member process")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_entries_survive_kill_9_of_the_leader_then_of_everyone() {
+    let root = tempfile::tempdir().unwrap();
+    let mut addrs = BTreeMap::new();
+    for id in 1..=3u64 {
+        // Bound then released: the child binds it again (loopback, nothing else races for it).
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        addrs.insert(id, l.local_addr().unwrap());
+    }
+    let (tx, mut acks) = tokio::sync::mpsc::unbounded_channel::<(u64, String)>();
+    let mut children = BTreeMap::new();
+    for id in 1..=3u64 {
+        let mut child = spawn_member(id, &root.path().join(format!("m{id}")), &addrs);
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(sha) = line.strip_prefix("ACK ") {
+                    let _ = tx.send((id, sha.to_string()));
+                }
+            }
+        });
+        children.insert(id, child);
+    }
+    drop(tx);
+
+    let mut acked = Vec::new();
+    await_acks(&mut acks, &mut acked, 150).await;
+    let leader = acked.last().unwrap().0;
+    children.get_mut(&leader).unwrap().kill().await.unwrap(); // SIGKILL
+    eprintln!("killed leader {leader} after {} acks", acked.len());
+
+    // The other two elect a leader and go on; then every process is killed at once.
+    let before = acked.len();
+    await_acks(&mut acks, &mut acked, before + 100).await;
+    let new_leader = acked.last().unwrap().0;
+    assert_ne!(new_leader, leader);
+    for child in children.values_mut() {
+        let _ = child.start_kill();
+    }
+    for child in children.values_mut() {
+        let _ = child.wait().await;
+    }
+    // Acks printed before the kills landed count too.
+    while let Ok(ack) = acks.try_recv() {
+        acked.push(ack);
+    }
+    eprintln!("killed everyone after {} acks", acked.len());
+
+    let cluster = Cluster::reopen(root, &addrs).await;
+    let leader = cluster.agreed_leader(&[1, 2, 3]).await;
+    let expected = history(cluster.node(leader));
+    for id in [1, 2, 3] {
+        cluster.caught_up(id, &expected).await;
+    }
+    let kept: std::collections::BTreeSet<&String> = expected.iter().collect();
+    for (_, sha) in &acked {
+        assert!(kept.contains(sha), "acknowledged {sha} was lost");
+    }
+    // At most one unacknowledged entry per leader (the one in flight when it was killed).
+    assert!(
+        expected.len() <= acked.len() + 2,
+        "{} entries for {} acks",
+        expected.len(),
+        acked.len()
+    );
+    cluster.shutdown().await;
 }

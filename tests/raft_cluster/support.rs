@@ -66,9 +66,16 @@ pub struct Cluster {
     pub snapshot_every: u64,
 }
 
+fn peers_of(listeners: &BTreeMap<u64, TcpListener>) -> BTreeMap<u64, String> {
+    listeners
+        .iter()
+        .map(|(id, l)| (*id, l.local_addr().expect("addr").to_string()))
+        .collect()
+}
+
 /// A listener on the given address, retried briefly: the previous server of a restarted member
 /// may still be releasing the port.
-async fn bind(addr: SocketAddr) -> TcpListener {
+pub async fn bind(addr: SocketAddr) -> TcpListener {
     let started = Instant::now();
     loop {
         match TcpListener::bind(addr).await {
@@ -90,20 +97,36 @@ impl Cluster {
 
     /// Like `start`, with a snapshot every `snapshot_every` entries.
     pub async fn start_with(n: u64, snapshot_every: u64) -> Cluster {
-        let mut cluster = Cluster {
-            root: tempfile::tempdir().expect("tempdir"),
-            members: BTreeMap::new(),
-            snapshot_every,
-        };
         let mut listeners = BTreeMap::new();
         for id in 1..=n {
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             listeners.insert(id, listener);
         }
-        let peers: BTreeMap<u64, String> = listeners
-            .iter()
-            .map(|(id, l)| (*id, l.local_addr().expect("addr").to_string()))
-            .collect();
+        let root = tempfile::tempdir().expect("tempdir");
+        Cluster::run_all(root, listeners, snapshot_every).await
+    }
+
+    /// The members of `root` (directories `m<id>`) started again at `addrs`, as after a
+    /// crash of every process that ran them.
+    pub async fn reopen(root: TempDir, addrs: &BTreeMap<u64, SocketAddr>) -> Cluster {
+        let mut listeners = BTreeMap::new();
+        for (id, addr) in addrs {
+            listeners.insert(*id, bind(*addr).await);
+        }
+        Cluster::run_all(root, listeners, 1_000).await
+    }
+
+    async fn run_all(
+        root: TempDir,
+        listeners: BTreeMap<u64, TcpListener>,
+        snapshot_every: u64,
+    ) -> Cluster {
+        let mut cluster = Cluster {
+            root,
+            members: BTreeMap::new(),
+            snapshot_every,
+        };
+        let peers = peers_of(&listeners);
         for (id, listener) in listeners {
             let member = cluster.member_at(id, listener.local_addr().expect("addr"), peers.clone());
             cluster.members.insert(id, member);
@@ -124,12 +147,7 @@ impl Cluster {
 
     pub fn config(&self, id: u64) -> ClusterConfig {
         let m = &self.members[&id];
-        let mut config = ClusterConfig::single(id, m.addr.to_string());
-        config.peers = m.peers.clone();
-        config.cluster_name = "test".into();
-        config.token = token();
-        config.snapshot_every = self.snapshot_every;
-        config
+        member_config(id, m.addr, m.peers.clone(), self.snapshot_every)
     }
 
     async fn run(&mut self, id: u64, listener: TcpListener) {
@@ -266,6 +284,22 @@ impl Cluster {
         self.run(id, listener).await;
     }
 
+    /// Stops every running member whose Raft may have stopped on its own (a fatal error), so a
+    /// shutdown error is expected and ignored.
+    pub async fn shutdown_stopped(self) {
+        for (id, member) in self.members {
+            let Some(running) = member.running else {
+                continue;
+            };
+            running.stop_server.cancel();
+            let node = Arc::into_inner(running.node).expect("no other handle on the node");
+            if let Err(e) = node.shutdown().await {
+                eprintln!("member {id} shut down with: {e}");
+            }
+            let _ = tokio::time::timeout(WAIT, running.server).await;
+        }
+    }
+
     /// Stops every running member.
     pub async fn shutdown(mut self) {
         for id in self.running() {
@@ -274,6 +308,40 @@ impl Cluster {
     }
 }
 
-pub fn dir_of(cluster: &Cluster, id: u64) -> &Path {
-    &cluster.members[&id].dir
+/// The configuration every test member runs with.
+pub fn member_config(
+    id: u64,
+    addr: SocketAddr,
+    peers: BTreeMap<u64, String>,
+    snapshot_every: u64,
+) -> ClusterConfig {
+    let mut config = ClusterConfig::single(id, addr.to_string());
+    config.peers = peers;
+    config.cluster_name = "test".into();
+    config.token = token();
+    config.snapshot_every = snapshot_every;
+    config
+}
+
+/// Member `id` of a cluster, served on its own in this process until it is killed: what the
+/// child processes of the `kill -9` test run.
+pub async fn serve_member(id: u64, dir: &Path, peers: BTreeMap<u64, String>) -> Running {
+    let addr: SocketAddr = peers[&id].parse().expect("member address");
+    let listener = bind(addr).await;
+    let node = Arc::new(
+        RaftNode::open_cluster(member_config(id, addr, peers, 1_000), dir)
+            .await
+            .expect("open member"),
+    );
+    let stop_server = CancellationToken::new();
+    let server = tokio::spawn(serve_raft(
+        listener,
+        raft_router(&node, token()),
+        stop_server.clone().cancelled_owned(),
+    ));
+    Running {
+        node,
+        stop_server,
+        server,
+    }
 }
