@@ -462,3 +462,28 @@ async fn acknowledged_entries_survive_kill_9_of_the_leader_then_of_everyone() {
     );
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_is_built_by_size_long_before_the_entry_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = berth::raft::ClusterConfig::single(1, "127.0.0.1:1".into());
+    config.snapshot_every = 100_000;
+    config.snapshot_bytes = 16 << 10;
+    let node = berth::raft::RaftNode::open_cluster(config, dir.path())
+        .await
+        .unwrap();
+    node.wait_leader(WAIT).await.unwrap();
+    let mut n = 0;
+    while node.log_len().await.unwrap() < 80 {
+        node.propose(seen(&format!("big{n}"))).await.unwrap();
+        n += 1;
+    }
+    let m = node
+        .raft()
+        .wait(Some(WAIT))
+        .metrics(|m| m.snapshot.is_some(), "a snapshot by size")
+        .await
+        .expect("no snapshot by size");
+    eprintln!("snapshot by size at {:?} after {n} entries", m.snapshot);
+    node.shutdown().await.unwrap();
+}

@@ -32,6 +32,8 @@ pub const DEFAULT_ELECTION_TIMEOUT: Duration = Duration::from_millis(1_000);
 pub const DEFAULT_PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A snapshot every 1000 entries bounds both the log and the replay at start-up.
 pub const SNAPSHOT_EVERY: u64 = 1_000;
+/// A snapshot also once 64 MiB of entries were appended since the last one.
+pub const SNAPSHOT_BYTES: u64 = 64 << 20;
 /// Entries kept behind the snapshot, so a follower slightly behind catches up from the log
 /// rather than by receiving the whole snapshot.
 pub const KEEP_BEHIND_SNAPSHOT: u64 = 100;
@@ -84,6 +86,10 @@ pub struct ClusterConfig {
     pub propose_timeout: Duration,
     /// A snapshot is built every this many entries (default [`SNAPSHOT_EVERY`]).
     pub snapshot_every: u64,
+    /// ... or once this many bytes of entries were appended since the last one (default
+    /// [`SNAPSHOT_BYTES`]), whichever comes first: a few large commands (whole desired states)
+    /// must not grow the log unbounded while the count is far off.
+    pub snapshot_bytes: u64,
     /// Sent with, and required on, every Raft request.
     pub token: ClusterToken,
     /// TLS for requests to other members; `None` sends plain HTTP.
@@ -102,6 +108,7 @@ impl ClusterConfig {
             election_timeout: DEFAULT_ELECTION_TIMEOUT,
             propose_timeout: DEFAULT_PROPOSE_TIMEOUT,
             snapshot_every: SNAPSHOT_EVERY,
+            snapshot_bytes: SNAPSHOT_BYTES,
             token: ClusterToken::unset(),
             tls: None,
         }

@@ -10,6 +10,7 @@
 //! `fsync` of each append.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, TableDefinition};
@@ -81,6 +82,9 @@ from_redb!(
 pub(crate) struct Db {
     // Declared before `_open`: the database closes before the token says so.
     db: Arc<Database>,
+    /// Bytes of log entries appended since the last snapshot began: what the size trigger of
+    /// snapshots reads (see `snapshot_trigger.rs`).
+    pub(crate) appended: Arc<AtomicU64>,
     _open: TaskTrackerToken,
 }
 
@@ -123,6 +127,7 @@ impl Stores {
         let tracker = TaskTracker::new();
         let db = Db {
             db: Arc::new(database),
+            appended: Arc::default(),
             _open: tracker.token(),
         };
         let state_machine = StateMachine::open(db.clone()).await?;

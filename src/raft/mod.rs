@@ -22,7 +22,7 @@
 //! commands), `db` (the redb file shared by both stores), `log_store`, `state_machine`,
 //! `cluster_config` (members and timing), `token` and `tls` (securing members' traffic),
 //! `wire` (routes and wire types), `http_client` (the network openraft sends through),
-//! `http_server` (the routes it receives on), `partition` (a fault switch), `bootstrap`
+//! `http_server` (the routes it receives on), `partition` (a fault switch), `snapshot_trigger` (snapshots by size), `bootstrap`
 //! (forming a cluster exactly once), `membership` (add/remove), `admin_client` (`berth cluster`
 //! over HTTP), `fencing` (leader facts), `node` (`RaftNode`) and `node_error`, `state` (the
 //! domain state).
@@ -40,6 +40,7 @@ pub mod membership;
 pub mod node;
 pub mod node_error;
 pub mod partition;
+mod snapshot_trigger;
 pub mod state;
 pub mod state_machine;
 pub mod tls;

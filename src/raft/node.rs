@@ -22,6 +22,7 @@ use super::log_store::LogStore;
 use super::membership::{self, Member};
 use super::node_error::RaftNodeError;
 use super::partition::Partition;
+use super::snapshot_trigger;
 use super::state::{Command, Response};
 use super::state_machine::StateHandle;
 use super::types::{NodeId, Raft};
@@ -122,6 +123,12 @@ impl RaftNode {
         };
         node.tasks
             .spawn(fencing::watch(node.raft.clone(), node.quorum.clone()));
+        node.tasks.spawn(snapshot_trigger::run(
+            node.raft.clone(),
+            node.log.clone(),
+            node.config.snapshot_bytes,
+            node.cancel.clone(),
+        ));
         if let Err(e) = node.start(members, client).await {
             // Release the database before reporting, so the caller may retry the open.
             let _ = node.shutdown().await;

@@ -276,6 +276,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        // The entries appended so far are covered by this snapshot, or will be by the next one
+        // the entry count triggers: the size trigger counts afresh.
+        self.db
+            .appended
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         SnapshotBuilder {
             db: self.db.clone(),
             body: Arc::new(SnapshotBody {
