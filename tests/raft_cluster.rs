@@ -107,6 +107,38 @@ async fn a_follower_restarted_catches_up_by_the_log() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_follower_behind_by_megabytes_catches_up_in_batches_that_fit_a_heartbeat() {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.agreed_leader(&[1, 2, 3]).await;
+    let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    cluster.stop(follower).await;
+    // Ten commands of about 1 MB: together far more than one AppendEntries may carry within
+    // a heartbeat (without the cap of `MAX_APPEND_BYTES` the follower never catches up).
+    let node = cluster.node(leader);
+    for b in 0..10 {
+        let commits = (0..250)
+            .map(|i| {
+                berth::raft::state::CommitRecord::pending(
+                    format!("big{b}-{i}"),
+                    vec![],
+                    "A <a@example.org>".into(),
+                    "m".repeat(4_000),
+                    0,
+                    1,
+                )
+            })
+            .collect();
+        node.propose(berth::raft::Command::Seen { commits })
+            .await
+            .expect("propose");
+    }
+    let expected = history(node);
+    cluster.restart(follower).await;
+    cluster.caught_up(follower, &expected).await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_wiped_follower_removed_and_added_again_catches_up_by_snapshot() {
     let every = 100;
     let mut cluster = Cluster::start_with(3, every).await;

@@ -9,6 +9,8 @@
 //! heartbeat interval for AppendEntries, the election timeout for votes, the snapshot chunk
 //! timeout for chunks), so a dead member costs one timeout, never a hung replication task.
 //!
+//! Large batches: see [`MAX_APPEND_BYTES`].
+//!
 //! Snapshots use openraft 0.9's chunked `install_snapshot`, not `full_snapshot` with a streamed
 //! body: with the default (non-generic) snapshot data openraft already drives the chunking,
 //! retries a failed chunk with backoff, restarts a stream the follower lost (`SnapshotMismatch`)
@@ -38,6 +40,15 @@ use super::tls::{ClusterTls, TlsError};
 use super::token::ClusterToken;
 use super::types::{NodeId, TypeConfig};
 use super::wire::{ChunkHeader, APPEND_PATH, CHUNK_HEADER, SNAPSHOT_PATH, VOTE_PATH};
+
+/// Largest AppendEntries body sent when it holds more than one entry. openraft 0.9 gives each
+/// AppendEntries one heartbeat interval (100 ms by default) to be sent, decoded and made durable;
+/// a member far behind would otherwise be sent up to 300 entries at once, which with commands of
+/// megabytes never fits, and the member never catches up. Larger batches are refused here with
+/// openraft's `PayloadTooLarge`, and openraft sends fewer entries per request for a while.
+/// A single entry is always sent, whatever its size: it must then fit in a heartbeat interval
+/// on its own.
+pub const MAX_APPEND_BYTES: usize = 2 << 20;
 
 /// Why the HTTP client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -262,13 +273,11 @@ impl HttpConnection {
         })
     }
 
-    fn json<B: Serialize>(&self, body: &B) -> Result<reqwest::Body, TransportError> {
-        serde_json::to_vec(body)
-            .map(reqwest::Body::from)
-            .map_err(|source| TransportError::Encode {
-                target: self.target,
-                source,
-            })
+    fn json<B: Serialize>(&self, body: &B) -> Result<Vec<u8>, TransportError> {
+        serde_json::to_vec(body).map_err(|source| TransportError::Encode {
+            target: self.target,
+            source,
+        })
     }
 
     fn http_error<E: std::error::Error>(
@@ -315,10 +324,17 @@ impl RaftNetwork<TypeConfig> for HttpConnection {
     ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
         let entries = rpc.entries.len();
         let body = self.json(&rpc).map_err(network)?;
+        if body.len() > MAX_APPEND_BYTES && entries > 1 {
+            // openraft sends the next batches with at most this many entries.
+            let fits = entries * MAX_APPEND_BYTES / body.len();
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(fits.max(1) as u64),
+            ));
+        }
         self.call(
             RPCTypes::AppendEntries,
             APPEND_PATH,
-            body,
+            body.into(),
             None,
             &option,
             entries,
@@ -367,7 +383,7 @@ impl RaftNetwork<TypeConfig> for HttpConnection {
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>, openraft::error::Infallible> {
         let body = self.json(&rpc).map_err(network)?;
-        self.call(RPCTypes::Vote, VOTE_PATH, body, None, &option, 0)
+        self.call(RPCTypes::Vote, VOTE_PATH, body.into(), None, &option, 0)
             .await
     }
 }

@@ -215,6 +215,29 @@ impl Cluster {
         }
     }
 
+    /// Waits until every member in `among` holds and has applied the same last log entry, so
+    /// that any of them may win the next election.
+    pub async fn settled(&self, among: &[u64]) {
+        let started = Instant::now();
+        loop {
+            let logs: Vec<_> = among
+                .iter()
+                .map(|id| {
+                    let m = self.node(*id).raft().metrics().borrow().clone();
+                    (m.last_log_index, m.last_applied.map(|l| l.index))
+                })
+                .collect();
+            if logs.windows(2).all(|w| w[0] == w[1]) && logs[0].0 == logs[0].1 {
+                return;
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "members {among:?} not settled: {logs:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Waits until member `id` has applied the same history as `expected`.
     pub async fn caught_up(&self, id: u64, expected: &[String]) {
         let started = Instant::now();
