@@ -519,3 +519,113 @@ async fn a_snapshot_is_built_by_size_long_before_the_entry_count() {
     eprintln!("snapshot by size at {:?} after {n} entries", m.snapshot);
     node.shutdown().await.unwrap();
 }
+
+/// A CA and one member certificate for 127.0.0.1 (server and client use), made with the
+/// openssl command line into `dir`.
+fn make_tls_dir(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (Debian package openssl) is needed for the TLS test");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=berth-test-ca",
+    ]);
+    run(&ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "key.pem",
+        "-out",
+        "member.csr",
+        "-subj",
+        "/CN=berth-member",
+    ]);
+    run(&csr);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "member.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_talk_over_mutual_tls_and_refuse_clients_without_a_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    make_tls_dir(certs.path());
+    let tls = berth::raft::ClusterTls::from_dir(certs.path()).expect("tls material");
+    let cluster = Cluster::start_tls(3, tls.clone()).await;
+    let leader = cluster.agreed_leader(&[1, 2, 3]).await;
+    let shas = propose_many(&cluster, leader, "tls", 5).await;
+    for id in [1, 2, 3] {
+        cluster.caught_up(id, &shas).await;
+    }
+    let admin = ClusterAdmin::new(cluster.url(1), token(), Some(&tls)).unwrap();
+    assert_eq!(admin.list().await.expect("list over TLS").len(), 3);
+
+    let addr = cluster.members[&1].addr;
+    let plain = reqwest::Client::new()
+        .get(format!("http://{addr}{HELLO_PATH}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await;
+    assert!(plain.is_err(), "plain HTTP answered: {plain:?}");
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.path().join("ca.pem")).unwrap())
+        .unwrap();
+    let certless = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca)
+        .build()
+        .unwrap()
+        .get(format!("https://{addr}{HELLO_PATH}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await;
+    assert!(
+        certless.is_err(),
+        "a client without a certificate was answered: {certless:?}"
+    );
+    cluster.shutdown().await;
+}

@@ -20,7 +20,7 @@
 //!
 //! Files: `types` (openraft type config), `log_command` (log payload, tolerant of newer
 //! commands), `db` (the redb file shared by both stores), `log_store`, `state_machine`,
-//! `cluster_config` (members and timing), `token` and `tls` (securing members' traffic),
+//! `cluster_config` (members and timing), `token`, `tls` and `tls_server` (securing members' traffic),
 //! `wire` (routes and wire types), `http_client` (the network openraft sends through),
 //! `http_server` (the routes it receives on), `partition` (a fault switch), `snapshot_trigger` (snapshots by size), `bootstrap`
 //! (forming a cluster exactly once), `membership` (add/remove), `admin_client` (`berth cluster`
@@ -44,6 +44,7 @@ mod snapshot_trigger;
 pub mod state;
 pub mod state_machine;
 pub mod tls;
+pub mod tls_server;
 pub mod token;
 pub mod types;
 pub mod wire;
@@ -63,5 +64,6 @@ pub use partition::Partition;
 pub use state::{ClusterState, Command, Response};
 pub use state_machine::{SnapshotBuilder, StateHandle, StateMachine};
 pub use tls::{ClusterTls, TlsError};
+pub use tls_server::serve_raft_tls;
 pub use token::{ClusterToken, TokenError};
 pub use types::TypeConfig;

@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth::raft::state::CommitRecord;
-use berth::raft::{raft_router, serve_raft, ClusterConfig, ClusterToken, Command, RaftNode};
+use berth::raft::{
+    raft_router, serve_raft, serve_raft_tls, ClusterConfig, ClusterTls, ClusterToken, Command,
+    RaftNode,
+};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -48,7 +51,28 @@ pub fn history(node: &RaftNode) -> Vec<String> {
 pub struct Running {
     pub node: Arc<RaftNode>,
     stop_server: CancellationToken,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<Result<(), String>>,
+}
+
+/// Serves the Raft routes of `node` on `listener` (over mutual TLS with `tls`) until `stop`.
+fn serve(
+    node: &RaftNode,
+    listener: TcpListener,
+    tls: Option<ClusterTls>,
+    stop: &CancellationToken,
+) -> JoinHandle<Result<(), String>> {
+    let router = raft_router(node, token());
+    let stop = stop.clone().cancelled_owned();
+    tokio::spawn(async move {
+        match tls {
+            Some(tls) => serve_raft_tls(listener, router, &tls, stop)
+                .await
+                .map_err(|e| e.to_string()),
+            None => serve_raft(listener, router, stop)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    })
 }
 
 pub struct Member {
@@ -64,6 +88,7 @@ pub struct Cluster {
     pub root: TempDir,
     pub members: BTreeMap<u64, Member>,
     pub snapshot_every: u64,
+    pub tls: Option<ClusterTls>,
 }
 
 fn peers_of(listeners: &BTreeMap<u64, TcpListener>) -> BTreeMap<u64, String> {
@@ -103,7 +128,18 @@ impl Cluster {
             listeners.insert(id, listener);
         }
         let root = tempfile::tempdir().expect("tempdir");
-        Cluster::run_all(root, listeners, snapshot_every).await
+        Cluster::run_all(root, listeners, snapshot_every, None).await
+    }
+
+    /// `n` members talking over mutual TLS with `tls`.
+    pub async fn start_tls(n: u64, tls: ClusterTls) -> Cluster {
+        let mut listeners = BTreeMap::new();
+        for id in 1..=n {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            listeners.insert(id, listener);
+        }
+        let root = tempfile::tempdir().expect("tempdir");
+        Cluster::run_all(root, listeners, 1_000, Some(tls)).await
     }
 
     /// The members of `root` (directories `m<id>`) started again at `addrs`, as after a
@@ -113,18 +149,20 @@ impl Cluster {
         for (id, addr) in addrs {
             listeners.insert(*id, bind(*addr).await);
         }
-        Cluster::run_all(root, listeners, 1_000).await
+        Cluster::run_all(root, listeners, 1_000, None).await
     }
 
     async fn run_all(
         root: TempDir,
         listeners: BTreeMap<u64, TcpListener>,
         snapshot_every: u64,
+        tls: Option<ClusterTls>,
     ) -> Cluster {
         let mut cluster = Cluster {
             root,
             members: BTreeMap::new(),
             snapshot_every,
+            tls,
         };
         let peers = peers_of(&listeners);
         for (id, listener) in listeners {
@@ -147,7 +185,9 @@ impl Cluster {
 
     pub fn config(&self, id: u64) -> ClusterConfig {
         let m = &self.members[&id];
-        member_config(id, m.addr, m.peers.clone(), self.snapshot_every)
+        let mut config = member_config(id, m.addr, m.peers.clone(), self.snapshot_every);
+        config.tls = self.tls.clone();
+        config
     }
 
     async fn run(&mut self, id: u64, listener: TcpListener) {
@@ -159,12 +199,7 @@ impl Cluster {
                 .expect("open member"),
         );
         let stop_server = CancellationToken::new();
-        let router = raft_router(&node, token());
-        let server = tokio::spawn(serve_raft(
-            listener,
-            router,
-            stop_server.clone().cancelled_owned(),
-        ));
+        let server = serve(&node, listener, self.tls.clone(), &stop_server);
         self.members.get_mut(&id).expect("member").running = Some(Running {
             node,
             stop_server,
@@ -189,7 +224,8 @@ impl Cluster {
     }
 
     pub fn url(&self, id: u64) -> String {
-        format!("http://{}", self.members[&id].addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.members[&id].addr)
     }
 
     /// Waits until every running member in `among` names the same leader, that leader is one
@@ -357,11 +393,7 @@ pub async fn serve_member(id: u64, dir: &Path, peers: BTreeMap<u64, String>) -> 
             .expect("open member"),
     );
     let stop_server = CancellationToken::new();
-    let server = tokio::spawn(serve_raft(
-        listener,
-        raft_router(&node, token()),
-        stop_server.clone().cancelled_owned(),
-    ));
+    let server = serve(&node, listener, None, &stop_server);
     Running {
         node,
         stop_server,
