@@ -73,6 +73,9 @@ pub struct ClusterConfig {
     /// The initial members (this one included, or added from `advertise_url`), by id: the
     /// `host:port` or URL the other members use to reach each. Empty: a one-member cluster.
     /// Only read when the data directory is new; afterwards the membership is in the log.
+    /// A member started later to join an existing cluster (`berth cluster add`) lists at least
+    /// one existing member here, so that it waits to be added instead of forming a cluster of
+    /// its own.
     pub peers: BTreeMap<NodeId, String>,
     /// How the other members reach this one (`host:port` or URL).
     pub advertise_url: String,
