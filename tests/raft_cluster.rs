@@ -6,17 +6,22 @@
 #[path = "raft_cluster/support.rs"]
 mod support;
 
+#[path = "raft_cluster/certs.rs"]
+mod certs;
+
+#[path = "raft_cluster/children.rs"]
+mod children;
+
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use berth::raft::cluster_config::DEFAULT_ELECTION_TIMEOUT;
 use berth::raft::wire::{APPEND_PATH, HELLO_PATH, MEMBERS_PATH};
 use berth::raft::{ClusterAdmin, LogCommand, MembershipError, RaftNodeError};
+use certs::make_tls_dir;
+use children::{await_acks, spawn_member, MEMBER_ENV};
 use support::{history, seen, serve_member, token, Cluster, TOKEN, WAIT};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 /// Proposes `n` commands `{prefix}{i}` on `leader`, `concurrency` at a time.
 async fn propose_many(cluster: &Cluster, leader: u64, prefix: &str, n: usize) -> Vec<String> {
@@ -344,17 +349,6 @@ async fn a_one_member_cluster_grows_into_three_members() {
     cluster.shutdown().await;
 }
 
-/// Member spec for a child process: `id;data dir;1=addr,2=addr,3=addr`.
-const MEMBER_ENV: &str = "BERTH_TEST_RAFT_MEMBER";
-
-fn peers_spec(addrs: &BTreeMap<u64, SocketAddr>) -> String {
-    addrs
-        .iter()
-        .map(|(id, a)| format!("{id}={a}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// Run by `acknowledged_entries_survive_kill_9_of_the_leader_then_of_everyone` in a child
 /// process: serves one member and, while it leads, proposes `m<id>-<i>` one after the other,
 /// printing `ACK m<id>-<i>` once each is committed.
@@ -389,41 +383,6 @@ async fn child_member_proposes_while_leader_until_killed() {
             println!("ACK {sha}");
         }
     }
-}
-
-/// Collects acks until there are `want`.
-async fn await_acks(
-    acks: &mut tokio::sync::mpsc::UnboundedReceiver<(u64, String)>,
-    acked: &mut Vec<(u64, String)>,
-    want: usize,
-) {
-    let started = Instant::now();
-    while acked.len() < want {
-        let left = (WAIT * 2).saturating_sub(started.elapsed());
-        match tokio::time::timeout(left, acks.recv()).await {
-            Ok(Some(ack)) => acked.push(ack),
-            other => panic!("{} of {want} acks: {other:?}", acked.len()),
-        }
-    }
-}
-
-fn spawn_member(id: u64, dir: &std::path::Path, addrs: &BTreeMap<u64, SocketAddr>) -> Child {
-    Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--exact",
-            "child_member_proposes_while_leader_until_killed",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env(
-            MEMBER_ENV,
-            format!("{id};{};{}", dir.display(), peers_spec(addrs)),
-        )
-        .env("RUST_LOG", "off")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn member process")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -518,76 +477,6 @@ async fn a_snapshot_is_built_by_size_long_before_the_entry_count() {
         .expect("no snapshot by size");
     eprintln!("snapshot by size at {:?} after {n} entries", m.snapshot);
     node.shutdown().await.unwrap();
-}
-
-/// A CA and one member certificate for 127.0.0.1 (server and client use), made with the
-/// openssl command line into `dir`.
-fn make_tls_dir(dir: &std::path::Path) {
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl (Debian package openssl) is needed for the TLS test");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=berth-test-ca",
-    ]);
-    run(&ca);
-    let mut csr = vec!["req"];
-    csr.extend(ec);
-    csr.extend([
-        "-keyout",
-        "key.pem",
-        "-out",
-        "member.csr",
-        "-subj",
-        "/CN=berth-member",
-    ]);
-    run(&csr);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "member.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "cert.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
