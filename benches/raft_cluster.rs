@@ -37,6 +37,12 @@ fn main() -> anyhow::Result<()> {
         rt.block_on(member_process(spec));
         return Ok(());
     }
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` does not, and must not spend
+    // minutes here (as benches/reconcile.rs).
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("raft_cluster: a benchmark; run it with `cargo bench --bench raft_cluster`");
+        return Ok(());
+    }
     let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let wants = |name: &str| only.as_deref().is_none_or(|o| o == name);
     rt.block_on(async {
