@@ -10,6 +10,7 @@
 //! `fsync` of each append.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, TableDefinition};
@@ -44,6 +45,10 @@ pub enum StoreError {
     /// A stored value could not be encoded or decoded (written by an incompatible version?).
     #[error("raft database: bad stored value")]
     Json(#[from] serde_json::Error),
+    /// The stored or received snapshot was written by a newer berth in a format this one does
+    /// not read. Upgrade this member.
+    #[error("snapshot format {found} is newer than this berth reads (up to {supported}): written by a newer berth? upgrade this member")]
+    NewerSnapshot { found: u32, supported: u32 },
     /// The blocking task running the operation panicked or was cancelled.
     #[error("raft database: storage task failed")]
     Task(#[from] tokio::task::JoinError),
@@ -77,6 +82,9 @@ from_redb!(
 pub(crate) struct Db {
     // Declared before `_open`: the database closes before the token says so.
     db: Arc<Database>,
+    /// Bytes of log entries appended since the last snapshot began: what the size trigger of
+    /// snapshots reads (see `snapshot_trigger.rs`).
+    pub(crate) appended: Arc<AtomicU64>,
     _open: TaskTrackerToken,
 }
 
@@ -119,6 +127,7 @@ impl Stores {
         let tracker = TaskTracker::new();
         let db = Db {
             db: Arc::new(database),
+            appended: Arc::default(),
             _open: tracker.token(),
         };
         let state_machine = StateMachine::open(db.clone()).await?;

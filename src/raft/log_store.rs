@@ -15,6 +15,7 @@
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::Ordering;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, OptionalSend, RaftLogReader, StorageIOError, Vote};
@@ -42,6 +43,11 @@ impl LogStore {
         self.db
             .run(|db| Ok(db.begin_read()?.open_table(LOGS)?.len()?))
             .await
+    }
+
+    /// Bytes of entries appended since the last snapshot began (an estimate: the JSON size).
+    pub fn bytes_since_snapshot(&self) -> u64 {
+        self.db.appended.load(Ordering::Relaxed)
     }
 
     /// True when the log holds no entry.
@@ -187,6 +193,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map(|e| Ok((e.log_id.index, serde_json::to_vec(&e)?)))
             .collect::<Result<Vec<_>, StoreError>>()
             .map_err(write_err)?;
+        let bytes: usize = encoded.iter().map(|(_, b)| b.len()).sum();
+        self.db.appended.fetch_add(bytes as u64, Ordering::Relaxed);
         let written = self
             .db
             .run(move |db| {

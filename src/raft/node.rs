@@ -1,156 +1,38 @@
-//! A running Raft node: the stores in the data directory, openraft on top, and the few calls the
-//! rest of berth needs (propose, read the committed state, who leads).
+//! A running Raft node: the stores in the data directory, openraft on top with the HTTP network,
+//! and the few calls the rest of berth needs (propose, read the committed state, who leads, may
+//! I still act as leader, grow or shrink the cluster).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, Fatal, InitializeError, RaftError};
+use openraft::error::Fatal;
 use openraft::metrics::WaitError;
-use openraft::{BasicNode, Config, ConfigError, ServerState, SnapshotPolicy};
+use openraft::{BasicNode, Config};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use super::db::{StoreError, Stores, StoresClosed};
+use super::bootstrap;
+use super::cluster_config::ClusterConfig;
+use super::db::{Stores, StoresClosed};
+use super::fencing::{self, LeaderFacts, QuorumClock};
+use super::http_client::{HttpNetwork, PeerClient};
+use super::log_command::LogCommand;
 use super::log_store::LogStore;
-use super::network::NoNetwork;
+use super::membership::{self, Member};
+use super::node_error::RaftNodeError;
+use super::partition::Partition;
+use super::snapshot_trigger;
 use super::state::{Command, Response};
 use super::state_machine::StateHandle;
 use super::types::{NodeId, Raft};
 
-/// Heartbeats on a LAN: a lost one or two do not start an election.
-const HEARTBEAT_MS: u64 = 250;
-/// A follower waits 1–2 s without heartbeat before standing for election.
-const ELECTION_MIN_MS: u64 = 1_000;
-const ELECTION_MAX_MS: u64 = 2_000;
-/// A snapshot every 1000 entries bounds both the log and the replay at start-up.
-const SNAPSHOT_EVERY: u64 = 1_000;
-/// Entries kept behind the snapshot, so a follower slightly behind catches up from the log
-/// rather than by receiving the whole snapshot.
-const KEEP_BEHIND_SNAPSHOT: u64 = 100;
 /// How long `shutdown` waits for openraft's tasks to release the database.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Why a Raft node call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RaftNodeError {
-    /// The data directory could not be created. Fatal.
-    #[error("cannot create raft data directory {path}")]
-    DataDir {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The database in the data directory could not be opened or read (in use by another
-    /// process, corrupted, unreadable snapshot). Fatal.
-    #[error("cannot open raft store in {path}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: StoreError,
-    },
-    /// A storage read failed while the node was running.
-    #[error("raft store")]
-    Store(#[source] StoreError),
-    /// The Raft settings are inconsistent (a bug in berth).
-    #[error("invalid raft config")]
-    Config(#[source] Box<ConfigError>),
-    /// openraft stopped: a storage error, a panic, or a shutdown. Fatal for this node.
-    #[error("raft stopped")]
-    Fatal(#[source] Box<Fatal<NodeId>>),
-    /// Initialising the single-voter cluster was refused.
-    #[error("cannot initialise the raft cluster")]
-    Initialize(#[source] InitializeError<NodeId, BasicNode>),
-    /// This node is not the leader: retry on `leader` (unknown while an election runs).
-    #[error("not the raft leader (leader: {leader:?})")]
-    NotLeader { leader: Option<NodeId> },
-    /// The write was refused for another reason (a membership change in progress).
-    #[error("raft write refused")]
-    Write(#[source] ClientWriteError<NodeId, BasicNode>),
-    /// The leader could not confirm its leadership with a quorum: retry later.
-    #[error("raft leadership not confirmed by a quorum")]
-    NoQuorum(#[source] CheckIsLeaderError<NodeId, BasicNode>),
-    /// No leader became known within the wait: retry later.
-    #[error("no raft leader after {0:?}")]
-    NoLeader(Duration),
-    /// The Raft task panicked or was cancelled while shutting down.
-    #[error("raft task failed during shutdown")]
-    Shutdown(#[source] tokio::task::JoinError),
-    /// openraft's tasks still held the database after the wait (a bug: a leaked store handle).
-    #[error("raft database still open {0:?} after shutdown")]
-    StillOpen(Duration),
-}
-
-impl RaftNodeError {
-    /// True for errors that may go away by retrying later (or on the leader).
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            RaftNodeError::NotLeader { .. }
-                | RaftNodeError::NoLeader(_)
-                | RaftNodeError::NoQuorum(_)
-        )
-    }
-}
-
-impl<E> From<RaftError<NodeId, E>> for RaftNodeError
-where
-    E: Into<RaftNodeError> + std::error::Error,
-{
-    fn from(e: RaftError<NodeId, E>) -> Self {
-        match e {
-            RaftError::APIError(e) => e.into(),
-            RaftError::Fatal(f) => f.into(),
-        }
-    }
-}
-
-impl From<Fatal<NodeId>> for RaftNodeError {
-    fn from(f: Fatal<NodeId>) -> Self {
-        RaftNodeError::Fatal(Box::new(f))
-    }
-}
-
-impl From<ClientWriteError<NodeId, BasicNode>> for RaftNodeError {
-    fn from(e: ClientWriteError<NodeId, BasicNode>) -> Self {
-        match e {
-            ClientWriteError::ForwardToLeader(f) => RaftNodeError::NotLeader {
-                leader: f.leader_id,
-            },
-            other => RaftNodeError::Write(other),
-        }
-    }
-}
-
-impl From<CheckIsLeaderError<NodeId, BasicNode>> for RaftNodeError {
-    fn from(e: CheckIsLeaderError<NodeId, BasicNode>) -> Self {
-        match e {
-            CheckIsLeaderError::ForwardToLeader(f) => RaftNodeError::NotLeader {
-                leader: f.leader_id,
-            },
-            other => RaftNodeError::NoQuorum(other),
-        }
-    }
-}
-
-impl From<InitializeError<NodeId, BasicNode>> for RaftNodeError {
-    fn from(e: InitializeError<NodeId, BasicNode>) -> Self {
-        RaftNodeError::Initialize(e)
-    }
-}
-
-/// The Raft settings berth runs with.
+/// The Raft settings of a one-member cluster with the default timing.
 pub fn raft_config() -> Result<Config, RaftNodeError> {
-    Config {
-        cluster_name: "berth".to_string(),
-        heartbeat_interval: HEARTBEAT_MS,
-        election_timeout_min: ELECTION_MIN_MS,
-        election_timeout_max: ELECTION_MAX_MS,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY),
-        max_in_snapshot_log_to_keep: KEEP_BEHIND_SNAPSHOT,
-        ..Config::default()
-    }
-    .validate()
-    .map_err(|e| RaftNodeError::Config(Box::new(e)))
+    Ok(ClusterConfig::single(1, String::new()).raft_config()?)
 }
 
 /// One controller's Raft: the replicated log in `<data_dir>/raft.redb` and the committed
@@ -164,19 +46,46 @@ pub struct RaftNode {
     state: StateHandle,
     log: LogStore,
     closed: StoresClosed,
+    config: Arc<ClusterConfig>,
+    partition: Partition,
+    quorum: QuorumClock,
+    /// The bootstrap and quorum-watch tasks; drained by `stop` and `shutdown`.
+    tasks: TaskTracker,
+    cancel: CancellationToken,
 }
 
 impl RaftNode {
-    /// Opens the stores in `data_dir` (created if missing) and starts Raft. A node whose stores
-    /// hold no membership yet initialises a cluster with itself as the only voter, reachable at
-    /// `addr`; a node reopened on its directory keeps its log, vote and membership.
-    ///
-    /// Returns before a leader is known: see [`RaftNode::wait_leader`].
+    /// A one-member cluster in `data_dir` (created if missing) whose member is reachable at
+    /// `addr`: [`RaftNode::open_cluster`] with [`ClusterConfig::single`]. A node reopened on its
+    /// directory keeps its log, vote and membership.
     pub async fn open(
         id: NodeId,
         addr: String,
         data_dir: &Path,
     ) -> Result<RaftNode, RaftNodeError> {
+        RaftNode::open_cluster(ClusterConfig::single(id, addr), data_dir).await
+    }
+
+    /// Opens the stores in `data_dir` (created if missing) and starts Raft with the HTTP network.
+    ///
+    /// A data directory with a log or a vote rejoins its cluster as it was: `config.peers` is
+    /// ignored. A new one with no peers initialises a one-member cluster at once; with peers,
+    /// the lowest member forms the cluster once a majority is up (see `bootstrap.rs`), and the
+    /// others wait for it. Serve [`raft_router`](super::raft_router) for this node so the
+    /// others can reach it.
+    ///
+    /// Returns before a leader is known: see [`RaftNode::wait_leader`].
+    pub async fn open_cluster(
+        config: ClusterConfig,
+        data_dir: &Path,
+    ) -> Result<RaftNode, RaftNodeError> {
+        let raft_config = Arc::new(config.raft_config()?);
+        let members = config.initial_members()?;
+        let client = PeerClient::new(
+            config.token.clone(),
+            config.tls.as_ref(),
+            config.election_timeout,
+        )?;
         tokio::fs::create_dir_all(data_dir)
             .await
             .map_err(|source| RaftNodeError::DataDir {
@@ -190,39 +99,100 @@ impl RaftNode {
                 source,
             })?;
         let state = stores.state_machine.state_handle();
-        let config = Arc::new(raft_config()?);
+        let partition = Partition::default();
+        let network = HttpNetwork::new(config.id, client.clone(), partition.clone());
         let raft = Raft::new(
-            id,
-            config,
-            NoNetwork,
+            config.id,
+            raft_config,
+            network,
             stores.log.clone(),
             stores.state_machine,
         )
         .await?;
         let node = RaftNode {
-            id,
+            id: config.id,
             raft,
             state,
             log: stores.log,
             closed: stores.closed,
+            config: Arc::new(config),
+            partition,
+            quorum: QuorumClock::new(),
+            tasks: TaskTracker::new(),
+            cancel: CancellationToken::new(),
         };
-        if !node.raft.is_initialized().await? {
-            tracing::info!(id, %addr, "initialising a single-voter raft cluster");
-            let members = BTreeMap::from([(id, BasicNode { addr })]);
-            if let Err(e) = node.raft.initialize(members).await {
-                // Release the database before reporting, so the caller may retry the open.
-                let _ = node.shutdown().await;
-                return Err(e.into());
-            }
+        node.tasks
+            .spawn(fencing::watch(node.raft.clone(), node.quorum.clone()));
+        node.tasks.spawn(snapshot_trigger::run(
+            node.raft.clone(),
+            node.log.clone(),
+            node.config.snapshot_bytes,
+            node.cancel.clone(),
+        ));
+        if let Err(e) = node.start(members, client).await {
+            // Release the database before reporting, so the caller may retry the open.
+            let _ = node.shutdown().await;
+            return Err(e);
         }
         Ok(node)
     }
 
+    /// Initialises a new one-member cluster, or starts bootstrap, or nothing for a rejoin.
+    async fn start(
+        &self,
+        members: std::collections::BTreeMap<NodeId, BasicNode>,
+        client: PeerClient,
+    ) -> Result<(), RaftNodeError> {
+        if self.raft.is_initialized().await? {
+            tracing::info!(
+                id = self.id,
+                "rejoining the raft cluster of this data directory"
+            );
+            return Ok(());
+        }
+        if !self.config.has_peers() {
+            tracing::info!(id = self.id, addr = %self.config.advertise_url, "initialising a single-voter raft cluster");
+            self.raft.initialize(members).await?;
+            return Ok(());
+        }
+        let lowest = members.keys().next().copied();
+        if lowest != Some(self.id) {
+            tracing::info!(
+                id = self.id,
+                "new member: waiting for member {lowest:?} to form the cluster, or for a leader to add this one"
+            );
+            return Ok(());
+        }
+        self.tasks.spawn(bootstrap::run(
+            self.raft.clone(),
+            client,
+            self.config.cluster_name.clone(),
+            members,
+            self.config.election_timeout,
+            self.cancel.clone(),
+        ));
+        Ok(())
+    }
+
     /// Appends `cmd` to the log and returns what `apply` answered once it is committed and
-    /// applied. Only the leader accepts writes: elsewhere this fails with
-    /// [`RaftNodeError::NotLeader`].
+    /// applied, waiting at most the configured `propose_timeout`. Only the leader accepts
+    /// writes: elsewhere this fails with [`RaftNodeError::NotLeader`].
     pub async fn propose(&self, cmd: Command) -> Result<Response, RaftNodeError> {
-        Ok(self.raft.client_write(cmd).await?.data)
+        self.propose_within(cmd, self.config.propose_timeout).await
+    }
+
+    /// [`RaftNode::propose`] with an explicit deadline. On [`RaftNodeError::Timeout`] the
+    /// outcome is unknown: the entry may still commit (commands must tolerate a retry).
+    pub async fn propose_within(
+        &self,
+        cmd: Command,
+        deadline: Duration,
+    ) -> Result<Response, RaftNodeError> {
+        let write = self.raft.client_write(LogCommand::Known(cmd));
+        match tokio::time::timeout(deadline, write).await {
+            Ok(written) => Ok(written?.data),
+            Err(_) => Err(RaftNodeError::Timeout(deadline)),
+        }
     }
 
     /// The committed state. Cheap to clone; reads always see the latest applied entries.
@@ -230,9 +200,27 @@ impl RaftNode {
         self.state.clone()
     }
 
-    /// True while this node is the leader, as openraft last reported.
+    /// Leader, term and quorum acknowledgement in one read. Cheap: no I/O, no await.
+    pub fn leader_facts(&self) -> LeaderFacts {
+        LeaderFacts::read(&self.raft, &self.quorum)
+    }
+
+    /// True while this node is the leader *and* a quorum acknowledged it within the election
+    /// timeout. A leader cut off from its peers stops being leader here within about one
+    /// election timeout, although openraft may still call it leader.
     pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow().state == ServerState::Leader
+        self.quorum_acked_within(self.config.election_timeout)
+    }
+
+    /// True when this node is leader and a quorum acknowledged it within `max`: call before
+    /// each batch of effects with a bound below the election timeout.
+    pub fn quorum_acked_within(&self, max: Duration) -> bool {
+        self.leader_facts().may_act(max)
+    }
+
+    /// The current Raft term.
+    pub fn current_term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
     }
 
     /// The leader this node knows of, if any.
@@ -241,9 +229,10 @@ impl RaftNode {
     }
 
     /// Waits until a leader is known and returns its id. When that is this node, also waits
-    /// until its state includes every committed entry (see [`RaftNode::ensure_linearizable`]):
-    /// after a restart the last entries of the log are committed and applied again only once
-    /// Raft runs, so `state()` may lag the log for a moment after `open`.
+    /// until its state includes every committed entry (see [`RaftNode::ensure_linearizable`])
+    /// and a quorum acknowledgement is recorded (so [`RaftNode::is_leader`] is true): after a
+    /// restart the last entries of the log are committed and applied again only once Raft runs,
+    /// so `state()` may lag the log for a moment after `open`.
     pub async fn wait_leader(&self, timeout: Duration) -> Result<NodeId, RaftNodeError> {
         let metrics = self
             .raft
@@ -258,7 +247,12 @@ impl RaftNode {
             .current_leader
             .ok_or(RaftNodeError::NoLeader(timeout))?;
         if leader == self.id {
-            tokio::time::timeout(timeout, self.ensure_linearizable())
+            let settled = async {
+                self.ensure_linearizable().await?;
+                self.quorum.acked().await;
+                Ok::<_, RaftNodeError>(())
+            };
+            tokio::time::timeout(timeout, settled)
                 .await
                 .map_err(|_| RaftNodeError::NoLeader(timeout))??;
         }
@@ -283,9 +277,56 @@ impl RaftNode {
         )
     }
 
+    /// [`RaftNode::ensure_linearizable`], giving up with [`RaftNodeError::Timeout`] after
+    /// `deadline`.
+    pub async fn ensure_linearizable_within(
+        &self,
+        deadline: Duration,
+    ) -> Result<(), RaftNodeError> {
+        tokio::time::timeout(deadline, self.ensure_linearizable())
+            .await
+            .map_err(|_| RaftNodeError::Timeout(deadline))?
+    }
+
+    /// The members as this node sees them (`berth cluster list`).
+    pub fn members(&self) -> Vec<Member> {
+        membership::list(&self.raft)
+    }
+
+    /// On the leader: adds member `id` reachable at `url` as a learner, waits up to `catch_up`
+    /// for it to catch up, then makes it a voter (`berth cluster add`).
+    pub async fn add_member(
+        &self,
+        id: NodeId,
+        url: String,
+        catch_up: Duration,
+    ) -> Result<Vec<Member>, RaftNodeError> {
+        Ok(membership::add(&self.raft, id, url, catch_up).await?)
+    }
+
+    /// On the leader: removes member `id` from the cluster (`berth cluster remove`).
+    pub async fn remove_member(&self, id: NodeId) -> Result<Vec<Member>, RaftNodeError> {
+        Ok(membership::remove(&self.raft, id).await?)
+    }
+
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.id
+    }
+
+    /// The cluster name this node was started with.
+    pub fn cluster_name(&self) -> &str {
+        &self.config.cluster_name
+    }
+
+    /// The settings this node was started with.
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    /// The switch that cuts this node off the Raft network (tests and failure drills).
+    pub fn partition(&self) -> Partition {
+        self.partition.clone()
     }
 
     /// The openraft handle, for the RPC handlers of the network and for membership changes.
@@ -298,23 +339,27 @@ impl RaftNode {
         self.log.len().await.map_err(RaftNodeError::Store)
     }
 
-    /// Stops openraft's tasks and waits for them, for a caller that shares the node (the
-    /// controller holds it in an `Arc`): without it, the core task outlives the handle at
-    /// process exit and logs an error about its closed metrics channel. Idempotent.
+    /// Stops openraft's tasks and this node's own and waits for them, for a caller that shares
+    /// the node (the controller holds it in an `Arc`): without it, the core task outlives the
+    /// handle at process exit and logs an error about its closed metrics channel. Idempotent.
     pub async fn stop(&self) -> Result<(), RaftNodeError> {
-        self.raft.shutdown().await.map_err(RaftNodeError::Shutdown)
+        self.cancel.cancel();
+        let stopped = self.raft.shutdown().await;
+        self.tasks.close();
+        self.tasks.wait().await;
+        stopped.map_err(RaftNodeError::Shutdown)
     }
 
     /// Stops Raft and waits until the database file is closed, so the directory can be opened
     /// again at once (in this process or another).
     pub async fn shutdown(self) -> Result<(), RaftNodeError> {
+        let stopped = self.stop().await;
         let RaftNode {
             raft, log, closed, ..
         } = self;
-        let stopped = raft.shutdown().await;
         drop(log);
         drop(raft);
-        stopped.map_err(RaftNodeError::Shutdown)?;
+        stopped?;
         // openraft's state machine worker and snapshot task end shortly after the core does;
         // they hold the database until then.
         tokio::time::timeout(CLOSE_TIMEOUT, closed.wait())

@@ -3,8 +3,18 @@
 //!
 //! Only committed entries reach [`RaftStateMachine::apply`], so everything berth reads through
 //! [`StateHandle`] is committed state. The state itself is never written to disk entry by entry:
-//! snapshots (every `SnapshotPolicy` entries, see `node.rs`) are the durable copy, and the log
-//! after the snapshot is re-applied when the node opens.
+//! snapshots (every `SnapshotPolicy` entries, see `cluster_config.rs`) are the durable copy, and
+//! the log after the snapshot is re-applied when the node opens.
+//!
+//! Versions: a snapshot is an envelope carrying [`SNAPSHOT_FORMAT`]; one of a newer format is
+//! refused with an error naming both formats rather than decoded by guesswork. A log entry whose
+//! command this berth cannot decode ([`LogCommand::Unknown`]) stops `apply` at that entry, with
+//! an error naming its index: openraft then stops this member, which must be upgraded. Nothing
+//! after it is applied, so the state never reflects a misread command.
+//!
+//! Snapshot bytes: built (serialised) and installed (decoded) on the blocking pool, never on
+//! the async workers; the bytes exist once per side (the leader's stored copy, which openraft
+//! sends in chunks, and the follower's reassembled copy), never cloned.
 
 use std::io::Cursor;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -18,6 +28,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use super::db::{Db, StoreError, SNAPSHOT, SNAPSHOT_DATA, SNAPSHOT_META};
+use super::log_command::LogCommand;
 use super::state::{ClusterState, Response};
 use super::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
 
@@ -50,12 +61,46 @@ impl StateHandle {
     }
 }
 
-/// What a snapshot holds (serialised as JSON).
+/// The snapshot format this berth writes and the newest it reads. Bump it when the envelope or
+/// the JSON of `ClusterState` changes in a way an older berth would misread.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+/// Snapshots written before the envelope had a format are format 1.
+fn first_format() -> u32 {
+    1
+}
+
+/// What a snapshot holds (serialised as JSON): the envelope and the state.
 #[derive(Serialize, Deserialize)]
 struct SnapshotBody {
+    #[serde(default = "first_format")]
+    format: u32,
     last_applied: Option<LogId>,
     last_membership: Membership,
     state: ClusterState,
+}
+
+/// Only the format of a snapshot, to name it when the whole does not decode.
+#[derive(Deserialize)]
+struct FormatOnly {
+    #[serde(default = "first_format")]
+    format: u32,
+}
+
+/// Decodes a snapshot, refusing one of a newer format by name.
+fn decode_snapshot(data: &[u8]) -> Result<SnapshotBody, StoreError> {
+    let newer = |found| StoreError::NewerSnapshot {
+        found,
+        supported: SNAPSHOT_FORMAT,
+    };
+    match serde_json::from_slice::<SnapshotBody>(data) {
+        Ok(body) if body.format > SNAPSHOT_FORMAT => Err(newer(body.format)),
+        Ok(body) => Ok(body),
+        Err(e) => match serde_json::from_slice::<FormatOnly>(data) {
+            Ok(f) if f.format > SNAPSHOT_FORMAT => Err(newer(f.format)),
+            _ => Err(e.into()),
+        },
+    }
 }
 
 /// The state machine half of the storage.
@@ -77,7 +122,7 @@ impl StateMachine {
             last_membership: Membership::default(),
         };
         if let Some((meta, data)) = stored {
-            let body: SnapshotBody = serde_json::from_slice(&data)?;
+            let body = tokio::task::spawn_blocking(move || decode_snapshot(&data)).await??;
             sm.state.replace(body.state);
             sm.last_applied = meta.last_log_id;
             sm.last_membership = meta.last_membership;
@@ -142,21 +187,27 @@ fn snapshot_err(e: StoreError) -> StorageError {
 /// A copy of the state taken between two applies, serialised and stored off the apply path.
 pub struct SnapshotBuilder {
     db: Db,
-    body: SnapshotBody,
+    body: Arc<SnapshotBody>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let data = serde_json::to_vec(&self.body).map_err(|e| snapshot_err(e.into()))?;
         let meta = Meta {
             last_log_id: self.body.last_applied,
             last_membership: self.body.last_membership.clone(),
             snapshot_id: snapshot_id(self.body.last_applied),
         };
-        // Durable before openraft learns of it: openraft purges the log up to it next.
-        let (m, d) = (meta.clone(), data.clone());
-        self.db
-            .run(move |db| write_snapshot(db, &m, &d))
+        let body = self.body.clone();
+        let m = meta.clone();
+        // Serialised on the blocking pool (a large state takes a while) and durable before
+        // openraft learns of it: openraft purges the log up to it next.
+        let data = self
+            .db
+            .run(move |db| {
+                let data = serde_json::to_vec(&*body)?;
+                write_snapshot(db, &m, &data)?;
+                Ok(data)
+            })
             .await
             .map_err(snapshot_err)?;
         Ok(Snapshot {
@@ -164,6 +215,31 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             snapshot: Box::new(Cursor::new(data)),
         })
     }
+}
+
+/// The error that stops `apply` at an entry this berth cannot decode.
+fn unknown_command(log_id: LogId, error: &str) -> StorageError {
+    tracing::error!(
+        index = log_id.index,
+        term = log_id.leader_id.term,
+        %error,
+        "raft log entry {} holds a command this berth cannot decode: written by a newer berth? \
+         Stopping here without applying it; upgrade this member",
+        log_id.index
+    );
+    let why = UnknownCommand {
+        index: log_id.index,
+        error: error.to_string(),
+    };
+    StorageIOError::apply(log_id, AnyError::new(&why)).into()
+}
+
+/// A log entry whose command this berth cannot decode.
+#[derive(Debug, thiserror::Error)]
+#[error("log entry {index} holds a command this berth cannot decode (written by a newer berth?): {error}")]
+pub struct UnknownCommand {
+    pub index: u64,
+    pub error: String,
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -182,28 +258,37 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut state = self.state.0.write().unwrap_or_else(PoisonError::into_inner);
         let mut responses = Vec::new();
         for entry in entries {
-            self.last_applied = Some(entry.log_id);
             let response = match entry.payload {
                 EntryPayload::Blank => Response::default(),
-                EntryPayload::Normal(cmd) => state.apply(cmd),
+                EntryPayload::Normal(LogCommand::Known(cmd)) => state.apply(cmd),
+                EntryPayload::Normal(LogCommand::Unknown { error, .. }) => {
+                    return Err(unknown_command(entry.log_id, &error));
+                }
                 EntryPayload::Membership(m) => {
                     self.last_membership = StoredMembership::new(Some(entry.log_id), m);
                     Response::default()
                 }
             };
+            self.last_applied = Some(entry.log_id);
             responses.push(response);
         }
         Ok(responses)
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        // The entries appended so far are covered by this snapshot, or will be by the next one
+        // the entry count triggers: the size trigger counts afresh.
+        self.db
+            .appended
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         SnapshotBuilder {
             db: self.db.clone(),
-            body: SnapshotBody {
+            body: Arc::new(SnapshotBody {
+                format: SNAPSHOT_FORMAT,
                 last_applied: self.last_applied,
                 last_membership: self.last_membership.clone(),
                 state: self.state.cloned(),
-            },
+            }),
         }
     }
 
@@ -217,14 +302,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
-        let body: SnapshotBody = serde_json::from_slice(&data).map_err(|e| {
-            StorageIOError::read_snapshot(Some(meta.signature()), AnyError::new(&e))
-        })?;
         let m = meta.clone();
-        self.db
-            .run(move |db| write_snapshot(db, &m, &data))
+        // Decoded and stored on the blocking pool, from the one reassembled copy of the bytes.
+        let body = self
+            .db
+            .run(move |db| {
+                let body = decode_snapshot(&data)?;
+                write_snapshot(db, &m, &data)?;
+                Ok(body)
+            })
             .await
             .map_err(|e| {
+                tracing::error!(error = %e, snapshot = %meta.snapshot_id, "cannot install the snapshot received from the leader");
                 StorageIOError::write_snapshot(Some(meta.signature()), AnyError::new(&e))
             })?;
         self.state.replace(body.state);
@@ -243,5 +332,51 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta,
             snapshot: Box::new(Cursor::new(data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_json(format: Option<u32>) -> serde_json::Value {
+        let mut v = serde_json::to_value(SnapshotBody {
+            format: SNAPSHOT_FORMAT,
+            last_applied: None,
+            last_membership: Membership::default(),
+            state: ClusterState::default(),
+        })
+        .unwrap();
+        match format {
+            Some(f) => v["format"] = f.into(),
+            None => drop(v.as_object_mut().unwrap().remove("format")),
+        }
+        v
+    }
+
+    #[test]
+    fn a_snapshot_from_before_the_format_field_reads_as_format_one() {
+        let data = serde_json::to_vec(&body_json(None)).unwrap();
+        assert_eq!(decode_snapshot(&data).unwrap().format, 1);
+    }
+
+    #[test]
+    fn a_snapshot_of_a_newer_format_is_refused_by_name() {
+        let data = serde_json::to_vec(&body_json(Some(SNAPSHOT_FORMAT + 1))).unwrap();
+        let err = decode_snapshot(&data).err().expect("refused");
+        assert!(matches!(err, StoreError::NewerSnapshot { found, supported }
+            if found == SNAPSHOT_FORMAT + 1 && supported == SNAPSHOT_FORMAT));
+        assert!(err.to_string().contains("newer berth"), "{err}");
+    }
+
+    #[test]
+    fn a_newer_snapshot_that_no_longer_decodes_still_names_its_format() {
+        let mut v = body_json(Some(SNAPSHOT_FORMAT + 1));
+        v["state"] = serde_json::json!("reshaped beyond recognition");
+        let data = serde_json::to_vec(&v).unwrap();
+        assert!(matches!(
+            decode_snapshot(&data),
+            Err(StoreError::NewerSnapshot { .. })
+        ));
     }
 }

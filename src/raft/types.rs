@@ -1,17 +1,20 @@
 //! The openraft type configuration: which types travel in berth's Raft log.
 //!
-//! `BasicNode` carries the peer's address (`host:port`) so the HTTP network that replaces
-//! [`super::network::NoNetwork`] can reach a voter from its membership entry alone.
+//! `BasicNode` carries the member's address (`host:port` or a URL) so the HTTP network can reach
+//! a voter from its membership entry alone.
 
 use std::io::Cursor;
 
-use super::state::{Command, Response};
+use super::log_command::LogCommand;
+use super::state::Response;
 
 openraft::declare_raft_types!(
-    /// Berth's Raft: node ids are `u64`, entries carry a [`Command`], `apply` answers a
-    /// [`Response`], snapshots are a JSON document held in memory.
+    /// Berth's Raft: node ids are `u64`, entries carry a [`LogCommand`] (a
+    /// [`Command`](super::state::Command), or one from a newer berth kept verbatim), `apply`
+    /// answers a [`Response`], snapshots are a JSON document held in memory (sent to followers
+    /// in chunks, see `http_client.rs`).
     pub TypeConfig:
-        D = Command,
+        D = LogCommand,
         R = Response,
         NodeId = u64,
         Node = openraft::BasicNode,
