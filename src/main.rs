@@ -36,6 +36,7 @@ fn main() -> ExitCode {
             Command::Get(args) => client::get(&args).await,
             Command::Describe(args) => client::describe(&args).await,
             Command::Rollout(args) => berth::cli::rollout::run(&args).await,
+            Command::Cluster(args) => berth::cli::cluster::run(&args).await,
             Command::Validate(_) => unreachable!("handled above"),
         }
     })

@@ -178,7 +178,7 @@ async fn pod_containers_share_network_namespace_and_empty_dir() -> Result<()> {
     }];
     let _cleanup = Cleanup(p.namespace.clone());
 
-    let ids = host.create_pod(&p, &[]).await?;
+    let ids = host.create_pod(&p, &[], 1).await?;
     assert_eq!(ids.len(), 2);
 
     let got = eventually("container 1 to fetch from container 0", || async {
@@ -265,10 +265,10 @@ async fn create_pod_twice_keeps_the_same_containers_and_restarts_stopped_ones() 
     let _cleanup = Cleanup(p.namespace.clone());
 
     let started = Instant::now();
-    let first = host.create_pod(&p, &[]).await?;
+    let first = host.create_pod(&p, &[], 1).await?;
     let created_in = started.elapsed();
     let started = Instant::now();
-    let second = host.create_pod(&p, &[]).await?;
+    let second = host.create_pod(&p, &[], 1).await?;
     let kept_in = started.elapsed();
     eprintln!(
         "create_pod (1 container, image present): {created_in:.2?}; again (no-op): {kept_in:.2?}"
@@ -281,7 +281,7 @@ async fn create_pod_twice_keeps_the_same_containers_and_restarts_stopped_ones() 
             Some(KillContainerOptionsBuilder::new().signal("KILL").build()),
         )
         .await?;
-    let third = host.create_pod(&p, &[]).await?;
+    let third = host.create_pod(&p, &[], 1).await?;
     assert_eq!(first, third, "a stopped container of the same spec is kept");
     let state = docker
         .inspect_container(&first[0], None::<InspectContainerOptions>)
@@ -307,10 +307,10 @@ async fn create_pod_never_removes_an_older_container_in_its_way() -> Result<()> 
     );
     let _cleanup = Cleanup(p.namespace.clone());
 
-    let old = host.create_pod(&p, &[]).await?;
+    let old = host.create_pod(&p, &[], 1).await?;
     p.spec_hash = "hash-2".into();
     // Stopping the old pod is a planned, graceful step of the engine, never a side effect.
-    let err = host.create_pod(&p, &[]).await.unwrap_err();
+    let err = host.create_pod(&p, &[], 1).await.unwrap_err();
     assert!(matches!(err, DockerError::NameInUse { .. }), "{err}");
     for id in &old {
         let running = docker
@@ -328,7 +328,7 @@ async fn create_pod_never_removes_an_older_container_in_its_way() -> Result<()> 
         .map(|c| c.id)
         .collect();
     host.remove_containers(&stale).await?;
-    let new = host.create_pod(&p, &[]).await?;
+    let new = host.create_pod(&p, &[], 1).await?;
     assert!(old.iter().all(|id| !new.contains(id)), "{old:?} -> {new:?}");
     let l = labels_of(&docker, &new[1]).await?;
     assert_eq!(l.get(labels::SPEC_HASH).map(String::as_str), Some("hash-2"));
@@ -356,7 +356,7 @@ async fn list_managed_never_lists_an_unlabelled_container() -> Result<()> {
     let (host, docker) = system().await?;
     let p = pod("unmanaged", "solo", vec![sh("app", "exec sleep 300")]);
     let _cleanup = Cleanup(p.namespace.clone());
-    let ids = host.create_pod(&p, &[]).await?;
+    let ids = host.create_pod(&p, &[], 1).await?;
 
     // Looks like ours in every way but the managed label.
     let name = format!("berth.{}.solo.intruder", p.namespace);
@@ -388,7 +388,7 @@ async fn list_managed_never_lists_an_unlabelled_container() -> Result<()> {
     // Nor does create_pod take over an unmanaged container under a berth name.
     let mut squatter = p.clone();
     squatter.spec.containers = vec![sh("intruder", "exec sleep 300")];
-    let err = host.create_pod(&squatter, &[]).await.unwrap_err();
+    let err = host.create_pod(&squatter, &[], 1).await.unwrap_err();
     assert!(matches!(err, DockerError::NameTaken { .. }), "{err}");
     host.remove_containers(&ids).await?;
     Ok(())
@@ -400,7 +400,7 @@ async fn stopping_is_a_signal_now_and_a_kill_later_each_idempotent() -> Result<(
     // `sleep` as pid 1 ignores SIGTERM: only the SIGKILL ends it.
     let p = pod("grace", "stubborn", vec![sh("app", "exec sleep 300")]);
     let _cleanup = Cleanup(p.namespace.clone());
-    let ids = host.create_pod(&p, &[]).await?;
+    let ids = host.create_pod(&p, &[], 1).await?;
 
     let started = Instant::now();
     let signalled: Vec<(String, Option<String>)> =
@@ -476,7 +476,7 @@ async fn host_path_is_bind_mounted_and_read_only_is_honoured() -> Result<()> {
         },
     }];
     let _cleanup = Cleanup(p.namespace.clone());
-    let ids = host.create_pod(&p, &[]).await?;
+    let ids = host.create_pod(&p, &[], 1).await?;
 
     assert_eq!(
         exec(&docker, &ids[0], &["cat", "/conf/greeting"]).await?,
@@ -555,7 +555,7 @@ async fn an_engine_that_does_not_answer_is_unreachable_quickly() -> Result<()> {
     let err = host.list_managed().await.unwrap_err();
     assert!(err.is_unreachable(), "{err:?}");
     let err = host
-        .create_pod(&pod("gone", "p", vec![sh("a", "true")]), &[])
+        .create_pod(&pod("gone", "p", vec![sh("a", "true")]), &[], 1)
         .await
         .unwrap_err();
     assert!(err.is_unreachable(), "{err:?}");
@@ -604,7 +604,7 @@ async fn events_report_a_die_after_a_kill() -> Result<()> {
     let (host, docker) = system().await?;
     let p = pod("events", "victim", vec![sh("app", "exec sleep 300")]);
     let _cleanup = Cleanup(p.namespace.clone());
-    let ids = host.create_pod(&p, &[]).await?;
+    let ids = host.create_pod(&p, &[], 1).await?;
     let id = ids[0].clone();
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ContainerEvent>();

@@ -13,9 +13,18 @@ use crate::rollout::Strategy;
 
 #[derive(Debug, Serialize)]
 pub struct Status {
+    /// This controller's member id, and its cluster's name.
+    pub member: u64,
+    pub cluster: String,
     /// Raft id of the leader, if one is known.
     pub leader: Option<u64>,
+    /// This controller leads and a quorum acknowledged it within the election timeout: it is
+    /// the one acting on the Docker hosts.
     pub is_leader: bool,
+    /// What this controller serves may be out of date: a follower that has not heard from a
+    /// leader within the election timeout, or a leader that lost its quorum (it has stopped
+    /// acting). The answer is the last state it knew; ask another member.
+    pub stale: bool,
     /// Full sha of the commit whose desired state is applied, or null.
     pub commit: Option<String>,
     /// The desired commit has converged: its history record has `converged_at`. Read from
@@ -31,16 +40,8 @@ pub struct Status {
     pub git: crate::controller::live::GitStatus,
     pub repo: String,
     pub branch: String,
-    pub raft: RaftView,
-}
-
-#[derive(Debug, Serialize)]
-pub struct RaftView {
-    pub term: u64,
-    /// Index of the last entry in this node's log.
-    pub last_log_index: Option<u64>,
-    /// Index of the last entry applied to this node's state.
-    pub last_applied: Option<u64>,
+    /// Raft progress: applied index, the leader's commit as last heard, how far behind.
+    pub raft: crate::raft::Freshness,
 }
 
 pub fn status(c: &Controller) -> Status {
@@ -55,9 +56,13 @@ pub fn status(c: &Controller) -> Status {
         (commit, converged)
     });
     let live = c.live.read().expect("live lock");
+    let raft = c.raft.freshness();
     Status {
-        leader: c.raft.leader(),
-        is_leader: c.raft.is_leader(),
+        member: c.raft.id(),
+        cluster: c.raft.cluster_name().to_string(),
+        leader: raft.leader,
+        is_leader: raft.is_leader,
+        stale: raft.stale,
         in_sync: commit.is_some() && live.in_sync_on == commit,
         converged,
         commit,
@@ -66,14 +71,7 @@ pub fn status(c: &Controller) -> Status {
         git: live.git.clone(),
         repo: c.git.remote().to_string(),
         branch: c.config.branch.clone(),
-        raft: {
-            let (term, last_log_index, last_applied) = c.raft.progress();
-            RaftView {
-                term,
-                last_log_index,
-                last_applied,
-            }
-        },
+        raft,
     }
 }
 

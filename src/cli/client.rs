@@ -175,7 +175,19 @@ pub async fn status(args: &StatusArgs) -> ExitCode {
                 s(&v, "nodes_ready"),
                 s(&v, "nodes_total")
             );
-            say!("leader:      {}", s(&v, "leader"));
+            let raft = &v["raft"];
+            let role = if v["is_leader"] == Value::Bool(true) { "leader" } else { "follower" };
+            say!(
+                "member:      {} of cluster {} ({role}; leader {}; applied {}, behind {})",
+                s(&v, "member"),
+                s(&v, "cluster"),
+                s(&v, "leader"),
+                s(raft, "last_applied"),
+                s(raft, "behind")
+            );
+            if v["stale"] == Value::Bool(true) {
+                say!("STALE:       this member has no quorum or has not heard from a leader: what it shows may be out of date");
+            }
             let git = &v["git"];
             if git["ok"] == Value::Bool(false) {
                 say!("git:         failing: {}", s(git, "error"));

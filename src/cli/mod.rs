@@ -1,6 +1,7 @@
 //! The `berth` command line: one subcommand per file.
 
 pub mod client;
+pub mod cluster;
 pub mod rollout;
 pub mod serve;
 pub mod validate;
@@ -36,4 +37,6 @@ pub enum Command {
     Describe(client::DescribeArgs),
     /// Follow a ReplicationController's rollout: `berth rollout status rc/web`.
     Rollout(rollout::RolloutArgs),
+    /// Controller membership: list, add or remove members (needs the cluster token).
+    Cluster(cluster::ClusterArgs),
 }

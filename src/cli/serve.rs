@@ -7,6 +7,11 @@ use tokio_util::sync::CancellationToken;
 use crate::controller::{error_chain, Controller, ServeArgs};
 
 pub async fn run(args: ServeArgs) -> ExitCode {
+    // Everything berth writes (Raft log, snapshots, Git mirror) is for this user alone.
+    // SAFETY: umask only swaps the process's file creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
     let config = match args.resolve() {
         Ok(c) => c,
         Err(e) => {
@@ -22,6 +27,17 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Bound before Raft starts, so that members forming the cluster can reach this one.
+    let raft_listener = match config.raft_listen {
+        None => None,
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("berth serve: --raft-listen {addr}: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     let ctl = match Controller::open(config).await {
         Ok(c) => c,
         Err(e) => {
@@ -35,7 +51,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     tracing::info!("status API on http://{addr}/api/v1/status");
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    match ctl.clone().run(listener, shutdown).await {
+    match ctl.clone().run(listener, raft_listener, shutdown).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

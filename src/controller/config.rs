@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::docker::{PullSettings, RegistryAuth};
 use crate::manifest::limits::{parse_size, Limits};
 use crate::manifest::HostPathPolicy;
+use crate::raft::{member_url, ClusterConfig, ClusterTls, ClusterToken};
 use crate::sync::{Credentials, FetchSettings, SignaturePolicy};
 use crate::webhook::Secrets;
 
@@ -97,6 +98,54 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// A controller cluster: who this member is and how members reach and trust each other.
+#[derive(Debug, Clone, clap::Args, Default)]
+pub struct ClusterArgs {
+    /// This member's id in the cluster: unique, never reused for another data directory
+    /// [default: 1].
+    #[arg(long, env = "BERTH_ID", value_name = "N")]
+    pub id: Option<u64>,
+    /// An initial member, as ID=ADDR (host:port or URL the other members reach it at); list
+    /// every initial member, this one included, on every member (like etcd's initial
+    /// cluster). Without any, berth is a one-member cluster that can grow later.
+    #[arg(
+        long = "peer",
+        env = "BERTH_PEERS",
+        value_delimiter = ',',
+        value_name = "ID=ADDR"
+    )]
+    pub peers: Vec<String>,
+    /// How the other members reach this one [default: the --listen address, when it is not a
+    /// wildcard such as 0.0.0.0].
+    #[arg(long, env = "BERTH_ADVERTISE_URL", value_name = "URL")]
+    pub advertise_url: Option<String>,
+    /// Serve Raft on its own address instead of the API's (required with --cluster-tls-dir).
+    #[arg(long, env = "BERTH_RAFT_LISTEN", value_name = "ADDR")]
+    pub raft_listen: Option<String>,
+    /// File with the shared secret every Raft and cluster-admin request carries; required with
+    /// --peer (a cluster never runs open).
+    #[arg(long, env = "BERTH_CLUSTER_TOKEN_FILE", value_name = "FILE")]
+    pub cluster_token_file: Option<PathBuf>,
+    /// Directory with ca.pem, cert.pem and key.pem: mutual TLS between members.
+    #[arg(long, env = "BERTH_CLUSTER_TLS_DIR", value_name = "DIR")]
+    pub cluster_tls_dir: Option<PathBuf>,
+    /// The cluster's name: stamped on every container it creates (io.berth.cluster) and part of
+    /// container and volume names, so clusters sharing a Docker host never touch each other's
+    /// containers [default: berth].
+    #[arg(long, env = "BERTH_CLUSTER_NAME", value_name = "NAME")]
+    pub cluster_name: Option<String>,
+    /// How often the leader sends heartbeats [default: 100ms].
+    #[arg(long, env = "BERTH_HEARTBEAT", value_name = "DURATION")]
+    pub heartbeat: Option<String>,
+    /// The lower end T of the randomised election timeout: followers stand after [T, 2T) of
+    /// silence on top of the leader's lease of 2T; a leader that no quorum acknowledged for T
+    /// stops acting [default: 1000ms].
+    #[arg(long, env = "BERTH_ELECTION_TIMEOUT", value_name = "DURATION")]
+    pub election_timeout: Option<String>,
 }
 
 /// The settings that decide which manifest trees are accepted: shared by `berth serve` and
@@ -185,7 +234,7 @@ impl PolicyArgs {
 }
 
 /// The same settings, read from `--config`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     repo: Option<String>,
@@ -210,6 +259,15 @@ struct FileConfig {
     webhook_secret_file: Option<Vec<String>>,
     verify_signatures: Option<PathBuf>,
     allow_signed_rewind: Option<bool>,
+    id: Option<u64>,
+    peer: Option<Vec<String>>,
+    advertise_url: Option<String>,
+    raft_listen: Option<String>,
+    cluster_token_file: Option<PathBuf>,
+    cluster_tls_dir: Option<PathBuf>,
+    cluster_name: Option<String>,
+    heartbeat: Option<String>,
+    election_timeout: Option<String>,
 }
 
 /// What a halted rollout leads to.
@@ -253,6 +311,10 @@ pub struct Config {
     /// Signed-commit mode.
     pub signatures: Option<SignaturePolicy>,
     pub allow_signed_rewind: bool,
+    /// This member and its cluster.
+    pub cluster: ClusterConfig,
+    /// Where Raft is served when not on the API listener.
+    pub raft_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -281,6 +343,7 @@ impl ServeArgs {
             Some(p) => read_file(p)?,
             None => FileConfig::default(),
         };
+        let cluster_file = file.clone();
         let limits = self.policy.resolve_with(&file)?;
         let host_paths = self.policy.host_paths_with(&file)?;
         let repo = self.repo.or(file.repo).ok_or_else(|| {
@@ -309,11 +372,12 @@ impl ServeArgs {
         }
         let listen = self
             .listen
-            .or(file.listen)
+            .or(file.listen.clone())
             .unwrap_or_else(|| "127.0.0.1:7878".into());
         let listen = listen
             .parse()
             .map_err(|_| invalid("--listen", format!("{listen:?} is not an address:port")))?;
+        let (cluster, raft_listen) = cluster_config(self.cluster, &cluster_file, listen)?;
         let poll = parse_duration(&self.poll.or(file.poll).unwrap_or_else(|| "10s".into()))
             .map_err(|m| invalid("--poll", m))?;
         let resync = parse_duration(&self.resync.or(file.resync).unwrap_or_else(|| "30s".into()))
@@ -407,8 +471,120 @@ impl ServeArgs {
             webhooks,
             signatures,
             allow_signed_rewind,
+            cluster,
+            raft_listen,
         })
     }
+}
+
+/// The cluster this member belongs to, from the cluster flags (then the file).
+fn cluster_config(
+    args: ClusterArgs,
+    file: &FileConfig,
+    listen: SocketAddr,
+) -> Result<(ClusterConfig, Option<SocketAddr>), ConfigError> {
+    let id = args.id.or(file.id).unwrap_or(1);
+    if id == 0 {
+        return Err(invalid("--id", "member ids start at 1"));
+    }
+    let peer_flags = if args.peers.is_empty() {
+        file.peer.clone().unwrap_or_default()
+    } else {
+        args.peers
+    };
+    let mut peers = std::collections::BTreeMap::new();
+    for p in &peer_flags {
+        let (pid, addr) = p
+            .split_once('=')
+            .ok_or_else(|| invalid("--peer", format!("{p:?} is not ID=ADDR")))?;
+        let pid: u64 =
+            pid.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                invalid("--peer", format!("{pid:?} is not a member id (1, 2, ...)"))
+            })?;
+        if addr.is_empty() {
+            return Err(invalid("--peer", format!("member {pid} has no address")));
+        }
+        if peers.insert(pid, addr.to_string()).is_some() {
+            return Err(invalid("--peer", format!("member {pid} is listed twice")));
+        }
+    }
+    let raft_listen = match args.raft_listen.or(file.raft_listen.clone()) {
+        Some(a) => Some(
+            a.parse::<SocketAddr>()
+                .map_err(|_| invalid("--raft-listen", format!("{a:?} is not an address:port")))?,
+        ),
+        None => None,
+    };
+    let tls_dir = args.cluster_tls_dir.or(file.cluster_tls_dir.clone());
+    let tls = match &tls_dir {
+        Some(dir) => {
+            if raft_listen.is_none() {
+                return Err(invalid(
+                    "--cluster-tls-dir",
+                    "needs --raft-listen: the members' TLS listener is Raft's own",
+                ));
+            }
+            Some(
+                ClusterTls::from_dir(dir)
+                    .map_err(|e| invalid("--cluster-tls-dir", e.to_string()))?,
+            )
+        }
+        None => None,
+    };
+    let advertised_at = raft_listen.unwrap_or(listen);
+    let advertise_url = match args.advertise_url.or(file.advertise_url.clone()) {
+        Some(url) => url,
+        None if advertised_at.ip().is_unspecified() => {
+            return Err(invalid(
+                "--advertise-url",
+                format!("required: {advertised_at} is a wildcard address, so the other members need to be told where to reach this one"),
+            ))
+        }
+        None => member_url(&advertised_at.to_string(), tls.is_some()),
+    };
+    let token_file = args.cluster_token_file.or(file.cluster_token_file.clone());
+    let token = match &token_file {
+        Some(f) => ClusterToken::from_file(f)
+            .map_err(|e| invalid("--cluster-token-file", e.to_string()))?,
+        None if peers.keys().any(|p| *p != id) => {
+            return Err(invalid(
+                "--cluster-token-file",
+                "required with --peer: a cluster never runs open",
+            ))
+        }
+        None => ClusterToken::unset(),
+    };
+    let duration = |flag: &'static str, v: Option<String>, default: Duration| match v {
+        Some(v) => parse_duration(&v).map_err(|m| invalid(flag, m)),
+        None => Ok(default),
+    };
+    let mut config = ClusterConfig::single(id, advertise_url);
+    config.peers = peers;
+    config.token = token;
+    config.tls = tls;
+    config.cluster_name = args
+        .cluster_name
+        .or(file.cluster_name.clone())
+        .unwrap_or_else(|| "berth".into());
+    crate::manifest::names::dns1123_label(&config.cluster_name)
+        .map_err(|e| invalid("--cluster-name", e))?;
+    config.heartbeat = duration(
+        "--heartbeat",
+        args.heartbeat.or(file.heartbeat.clone()),
+        config.heartbeat,
+    )?;
+    config.election_timeout = duration(
+        "--election-timeout",
+        args.election_timeout.or(file.election_timeout.clone()),
+        config.election_timeout,
+    )?;
+    config
+        .raft_config()
+        .map_err(|e| invalid("--heartbeat", e.to_string()))?;
+    config
+        .initial_members()
+        .map_err(|e| invalid("--peer", e.to_string()))?;
+    Ok((config, raft_listen))
 }
 
 /// `--flag: message` errors from other modules name the flag themselves: keep the message.

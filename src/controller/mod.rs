@@ -18,6 +18,7 @@
 pub mod config;
 mod converge;
 mod desired_index;
+mod forward;
 pub mod live;
 mod pod_book;
 mod pod_status;
@@ -120,6 +121,11 @@ pub struct Controller {
     sync_now: Notify,
     /// What asked for the next fetch (a webhook, the watch), recorded with the head it finds.
     pending_trigger: Mutex<Option<crate::raft::state::Trigger>>,
+    /// On a follower: a webhook to pass on to the leader (see `forward.rs`).
+    pending_forward: Mutex<Option<crate::raft::state::Trigger>>,
+    forward_now: Notify,
+    /// Talks to the other members (forwarded webhooks), with the cluster token.
+    peers: crate::raft::PeerClient,
 }
 
 impl Controller {
@@ -132,7 +138,10 @@ impl Controller {
             path: data.display().to_string(),
             source,
         };
+        // The data directory holds the replicated state (manifests, env values) and the Git
+        // mirror: readable by this user alone, whatever the umask.
         std::fs::create_dir_all(data.join("raft")).map_err(dir_err)?;
+        private(data).map_err(dir_err)?;
         let probe = data.join(".berth-write-test");
         std::fs::write(&probe, b"ok").map_err(dir_err)?;
         let _ = std::fs::remove_file(&probe);
@@ -170,11 +179,21 @@ impl Controller {
             .iter()
             .map(|n| {
                 DockerHost::connect(&n.name, &n.endpoint, config.docker_tls_dir.as_deref())
-                    .map(HostCache::new)
+                    .map(|h| HostCache::new(h.for_cluster(&config.cluster.cluster_name)))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let raft = RaftNode::open(1, config.listen.to_string(), &data.join("raft")).await?;
-        raft.wait_leader(Duration::from_secs(10)).await?;
+        let raft = RaftNode::open_cluster(config.cluster.clone(), &data.join("raft")).await?;
+        if !config.cluster.has_peers() {
+            // Alone, this member elects itself at once; with peers, the others may not be up
+            // yet, and the status API serves meanwhile (saying there is no leader).
+            raft.wait_leader(Duration::from_secs(10)).await?;
+        }
+        let peers = crate::raft::PeerClient::new(
+            config.cluster.token.clone(),
+            config.cluster.tls.as_ref(),
+            config.cluster.election_timeout,
+        )
+        .map_err(|e| ControllerError::Raft(e.into()))?;
         let runner: Arc<Runner<Key>> = Arc::default();
         let probe_runner = runner.clone();
         let probes = Probes::new(move |pod| probe_runner.enqueue(Key::Pod(pod), Duration::ZERO));
@@ -192,14 +211,19 @@ impl Controller {
             progress: Mutex::new(triggers::Progress::default()),
             sync_now: Notify::new(),
             pending_trigger: Mutex::new(None),
+            pending_forward: Mutex::new(None),
+            forward_now: Notify::new(),
+            peers,
         }))
     }
 
-    /// Serves the status API on `listener` and runs the loops until `shutdown` is cancelled,
-    /// then waits for every task to finish.
+    /// Serves the status API on `listener` (and Raft with it, or on `raft_listener` for
+    /// `--raft-listen`) and runs the loops until `shutdown` is cancelled, then waits for every
+    /// task to finish.
     pub async fn run(
         self: Arc<Self>,
         listener: TcpListener,
+        raft_listener: Option<TcpListener>,
         shutdown: CancellationToken,
     ) -> Result<(), ControllerError> {
         let tasks = TaskTracker::new();
@@ -221,6 +245,7 @@ impl Controller {
         tasks.spawn(self.clone().resync_loop(shutdown.clone()));
         tasks.spawn(self.clone().sync_loop(shutdown.clone()));
         tasks.spawn(self.clone().progress_loop(shutdown.clone()));
+        tasks.spawn(self.clone().forward_loop(shutdown.clone()));
         tasks.spawn(
             self.runner
                 .clone()
@@ -231,6 +256,34 @@ impl Controller {
             let hooks = crate::webhook::WebhookConfig::new(secrets.clone(), &self.config.branch)
                 .with_repo_urls([self.config.repo.clone()]);
             app = app.merge(crate::webhook::router(Arc::new(hooks), self.clone()));
+        }
+        let raft_routes = crate::raft::raft_router_with(
+            &self.raft,
+            self.config.cluster.token.clone(),
+            forward::routes(self.clone()),
+        );
+        match raft_listener {
+            None => app = app.merge(raft_routes),
+            Some(raft_listener) => {
+                let stop = shutdown.clone();
+                let tls = self.config.cluster.tls.clone();
+                tasks.spawn(async move {
+                    let done = async move { stop.cancelled().await };
+                    let served = match tls {
+                        Some(tls) => {
+                            crate::raft::serve_raft_tls(raft_listener, raft_routes, &tls, done)
+                                .await
+                                .map_err(|e| error_chain(&e))
+                        }
+                        None => crate::raft::serve_raft(raft_listener, raft_routes, done)
+                            .await
+                            .map_err(|e| e.to_string()),
+                    };
+                    if let Err(e) = served {
+                        tracing::error!("raft listener: {e}");
+                    }
+                });
+            }
         }
         let api_shutdown = shutdown.clone();
         let served = axum::serve(
@@ -353,6 +406,31 @@ impl Controller {
     }
 }
 
+/// Makes `dir` and everything under it readable by the owner alone (0700 directories, 0600
+/// files), so a data directory made by an older berth or by hand is tightened too.
+fn private(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(dir)?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    let want = if meta.is_dir() {
+        mode & 0o700
+    } else {
+        mode & 0o600
+    };
+    if mode != want {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(want))?;
+    }
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(dir)? {
+            private(&entry?.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// The next change the watch of a local repository reports (never, without one).
 async fn next_change(watch: &mut Option<crate::sync::RefWatcher>) -> bool {
     match watch {
@@ -364,11 +442,10 @@ async fn next_change(watch: &mut Option<crate::sync::RefWatcher>) -> bool {
 /// A push webhook, verified: look at the branch now, and remember who asked.
 impl crate::webhook::SyncTrigger for Controller {
     fn look_now(&self, trigger: crate::webhook::Trigger) {
-        self.set_trigger(crate::raft::state::Trigger::Webhook {
+        self.trigger_sync(crate::raft::state::Trigger::Webhook {
             provider: trigger.provider.name().to_string(),
             delivery: trigger.delivery,
         });
-        self.sync_now.notify_one();
     }
 }
 
@@ -409,9 +486,14 @@ impl Worker for Controller {
     type Key = Key;
 
     async fn work(self: Arc<Self>, key: Key) -> Next {
-        // Only the leader acts; a new leader looks at everything when it takes over.
+        // Only the leader acts; a new leader looks at everything when it takes over. A leader
+        // waiting for its quorum to answer keeps the key: it may yet act on it.
         if !self.raft.is_leader() {
-            return Next::Idle;
+            return if self.raft.leader_facts().raft_leader {
+                Next::after(self.config.cluster.heartbeat * 5)
+            } else {
+                Next::Idle
+            };
         }
         match key {
             Key::Pod(k) => self.work_pod(&k).await,

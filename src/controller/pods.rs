@@ -254,6 +254,27 @@ impl Controller {
         let Some(cache) = self.cache(step.node()) else {
             return Next::Idle;
         };
+        // Fencing: a leader that no quorum acknowledged lately, or that lost the lead while
+        // this pod was planned, makes no Docker call. And no leader ever removes what a leader
+        // of a newer term created: it is the stale one.
+        if !self.raft.is_leader() {
+            return Next::Idle;
+        }
+        let term = self.raft.current_term();
+        let newer = |id: &str| cache.read(|v| v.containers.get(id).is_some_and(|c| c.term > term));
+        let removes: Vec<&String> = match &step {
+            Step::Stop { ids, .. } => ids.iter().map(|(id, _)| id).collect(),
+            Step::Kill { ids, .. } | Step::Remove { ids, .. } => ids.iter().collect(),
+            _ => Vec::new(),
+        };
+        if removes.iter().any(|id| newer(id)) {
+            tracing::warn!(
+                pod = key,
+                term,
+                "a container of a newer term is in the way: this leader is stale, not acting"
+            );
+            return Next::Idle;
+        }
         let host = cache.host();
         let line = step.describe();
         let hash = desired.map_or("", |d| d.spec_hash.as_str());
@@ -266,11 +287,12 @@ impl Controller {
                     probed_ports(&pod.spec)
                 };
                 let holder = crate::docker::create::container_name(
+                    host.cluster(),
                     &pod.namespace,
                     &pod.name,
                     crate::reconcile::HOLDER,
                 );
-                host.create_pod(pod, &ephemeral)
+                host.create_pod(pod, &ephemeral, self.raft.current_term())
                     .await
                     .map(|mut ids| {
                         // Inspect takes a name as well as an id: the holder is read back too.

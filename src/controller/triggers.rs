@@ -101,8 +101,27 @@ impl Controller {
             if now_leading != leading {
                 leading = now_leading;
                 if leading {
-                    tracing::info!("leading: looking at every pod and host");
-                    self.enqueue_all();
+                    // A new leader first applies everything committed and hears from a quorum,
+                    // then acts: looks at every pod and host, and at the branch.
+                    let ctl = self.clone();
+                    tokio::spawn(async move {
+                        let wait = ctl.config.cluster.election_timeout * 4;
+                        match ctl.raft.wait_leader(wait).await {
+                            Ok(id) if id == ctl.raft.id() => {
+                                tracing::info!(
+                                    term = ctl.raft.current_term(),
+                                    "leading: looking at every pod and host"
+                                );
+                                ctl.enqueue_all();
+                                ctl.sync_now.notify_one();
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(
+                                "elected, but not confirmed as leader: {}",
+                                super::error_chain(&e)
+                            ),
+                        }
+                    });
                 } else {
                     self.book.clear();
                     self.probes.clear();

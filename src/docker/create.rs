@@ -17,24 +17,43 @@ use bollard::models::{
 
 use super::error::DockerError;
 use crate::manifest::{RestartPolicy, VolumeSource};
-use crate::reconcile::{labels, DesiredPod, HOLDER};
+use crate::reconcile::{labels, DesiredPod, DEFAULT_CLUSTER, HOLDER};
 
 /// Kubernetes (and DNS) limit a hostname label to 63 characters.
 const MAX_HOSTNAME: usize = 63;
 
-/// `berth.<namespace>.<pod>.<container>`: the container's Docker name, unique per host.
-pub fn container_name(namespace: &str, pod: &str, container: &str) -> String {
+/// Who makes the containers: the cluster (part of every name, and a label) and the Raft term
+/// of the leader creating them (a label: a stale leader never removes a newer term's work).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub cluster: String,
+    pub term: u64,
+}
+
+impl Default for Identity {
+    fn default() -> Identity {
+        Identity {
+            cluster: DEFAULT_CLUSTER.to_string(),
+            term: 0,
+        }
+    }
+}
+
+/// `<cluster>.<namespace>.<pod>.<container>` (`berth.` for the default cluster): the container's
+/// Docker name, unique per host, and never the same for two clusters.
+pub fn container_name(cluster: &str, namespace: &str, pod: &str, container: &str) -> String {
     format!(
-        "berth.{}.{}.{}",
+        "{}.{}.{}.{}",
+        safe(cluster),
         safe(namespace),
         safe(pod),
         safe(container)
     )
 }
 
-/// `berth.<namespace>.<pod>.<volume>`: the Docker volume backing an `emptyDir`.
-pub fn volume_name(namespace: &str, pod: &str, volume: &str) -> String {
-    container_name(namespace, pod, volume)
+/// `<cluster>.<namespace>.<pod>.<volume>`: the Docker volume backing an `emptyDir`.
+pub fn volume_name(cluster: &str, namespace: &str, pod: &str, volume: &str) -> String {
+    container_name(cluster, namespace, pod, volume)
 }
 
 /// Docker names allow `[a-zA-Z0-9_.-]`. Validated Kubernetes names already fit; anything else
@@ -60,7 +79,7 @@ pub fn pod_hostname(pod: &str) -> String {
 
 /// Labels of container `index`: the pod's own labels, then berth's, which win on a clash so
 /// that a manifest cannot forge ownership.
-pub fn container_labels(pod: &DesiredPod, index: usize) -> HashMap<String, String> {
+pub fn container_labels(pod: &DesiredPod, index: usize, id: &Identity) -> HashMap<String, String> {
     let mut out: HashMap<String, String> = pod
         .labels
         .iter()
@@ -81,6 +100,8 @@ pub fn container_labels(pod: &DesiredPod, index: usize) -> HashMap<String, Strin
         pod.spec.termination_grace_period_seconds.to_string(),
     );
     set(labels::INDEX, index.to_string());
+    set(labels::CLUSTER, id.cluster.clone());
+    set(labels::TERM, id.term.to_string());
     match &pod.owner {
         Some(owner) => set(labels::OWNER, owner.clone()),
         None => {
@@ -91,9 +112,10 @@ pub fn container_labels(pod: &DesiredPod, index: usize) -> HashMap<String, Strin
 }
 
 /// The Docker volumes to create for the pod's `emptyDir`s (creating one is idempotent).
-pub fn empty_dir_volumes(pod: &DesiredPod) -> Vec<VolumeCreateRequest> {
+pub fn empty_dir_volumes(pod: &DesiredPod, id: &Identity) -> Vec<VolumeCreateRequest> {
     let labels = HashMap::from([
         (labels::MANAGED.to_string(), "true".to_string()),
+        (labels::CLUSTER.to_string(), id.cluster.clone()),
         (labels::NAMESPACE.to_string(), pod.namespace.clone()),
         (labels::POD.to_string(), pod.name.clone()),
     ]);
@@ -102,7 +124,7 @@ pub fn empty_dir_volumes(pod: &DesiredPod) -> Vec<VolumeCreateRequest> {
         .iter()
         .filter(|v| v.source == VolumeSource::EmptyDir)
         .map(|v| VolumeCreateRequest {
-            name: Some(volume_name(&pod.namespace, &pod.name, &v.name)),
+            name: Some(volume_name(&id.cluster, &pod.namespace, &pod.name, &v.name)),
             labels: Some(labels.clone()),
             ..Default::default()
         })
@@ -126,8 +148,8 @@ pub fn restart_policy(policy: RestartPolicy) -> DockerRestart {
 }
 
 /// Labels of the pod's holder: berth's own, the pod's labels, and the holder role.
-pub fn holder_labels(pod: &DesiredPod) -> HashMap<String, String> {
-    let mut out = container_labels(pod, 0);
+pub fn holder_labels(pod: &DesiredPod, id: &Identity) -> HashMap<String, String> {
+    let mut out = container_labels(pod, 0, id);
     out.insert(labels::CONTAINER.to_string(), HOLDER.to_string());
     out.insert(labels::ROLE.to_string(), "holder".to_string());
     out.insert(labels::GRACE.to_string(), "0".to_string());
@@ -137,12 +159,17 @@ pub fn holder_labels(pod: &DesiredPod) -> HashMap<String, String> {
 /// The create body of the pod's holder: the pause image, the pod's hostname and every port the
 /// pod publishes. Restarted by Docker whatever the pod's policy: it is the pod's network, and
 /// berth restarts the apps that were left in the old namespace.
-pub fn holder_body(pod: &DesiredPod, image: &str, ephemeral: &[u16]) -> ContainerCreateBody {
+pub fn holder_body(
+    pod: &DesiredPod,
+    image: &str,
+    ephemeral: &[u16],
+    id: &Identity,
+) -> ContainerCreateBody {
     let (exposed, bindings) = pod_ports(pod, ephemeral);
     ContainerCreateBody {
         image: Some(image.to_string()),
         hostname: Some(pod_hostname(&pod.name)),
-        labels: Some(holder_labels(pod)),
+        labels: Some(holder_labels(pod, id)),
         exposed_ports: Some(exposed),
         stop_timeout: Some(1),
         host_config: Some(HostConfig {
@@ -163,6 +190,7 @@ pub fn container_body(
     index: usize,
     network_owner: Option<&str>,
     ephemeral: &[u16],
+    id: &Identity,
 ) -> Result<ContainerCreateBody, DockerError> {
     let invalid = |reason: String| DockerError::InvalidPod {
         namespace: pod.namespace.clone(),
@@ -184,7 +212,7 @@ pub fn container_body(
             .memory
             .map(|m| i64::try_from(m.0).unwrap_or(i64::MAX)),
         nano_cpus: c.resources.limits.cpu.map(|cpu| cpu.nano()),
-        mounts: Some(mounts(pod, index).map_err(invalid)?),
+        mounts: Some(mounts(pod, index, &id.cluster).map_err(invalid)?),
         ..Default::default()
     };
     let mut body = ContainerCreateBody {
@@ -200,7 +228,7 @@ pub fn container_body(
                 .collect(),
         ),
         working_dir: c.working_dir.clone(),
-        labels: Some(container_labels(pod, index)),
+        labels: Some(container_labels(pod, index, id)),
         // Also used by a plain `docker stop`, so an operator stopping by hand gets the grace too.
         stop_timeout: Some(grace.into()),
         ..Default::default()
@@ -256,7 +284,7 @@ fn pod_ports(
 /// Mounts of container `index`. `hostPath` is a `bind` mount through the Mounts API, which
 /// refuses a missing host path: Docker's older `Binds` would silently create an empty,
 /// root-owned directory and hide a typo in the manifest.
-fn mounts(pod: &DesiredPod, index: usize) -> Result<Vec<Mount>, String> {
+fn mounts(pod: &DesiredPod, index: usize, cluster: &str) -> Result<Vec<Mount>, String> {
     let container = &pod.spec.containers[index];
     container
         .volume_mounts
@@ -276,7 +304,7 @@ fn mounts(pod: &DesiredPod, index: usize) -> Result<Vec<Mount>, String> {
             let (typ, source) = match &volume.source {
                 VolumeSource::EmptyDir => (
                     MountType::VOLUME,
-                    volume_name(&pod.namespace, &pod.name, &volume.name),
+                    volume_name(cluster, &pod.namespace, &pod.name, &volume.name),
                 ),
                 VolumeSource::HostPath { path } => (MountType::BIND, path.clone()),
             };

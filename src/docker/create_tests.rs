@@ -38,11 +38,22 @@ fn port(container_port: u16, host_port: Option<u16>) -> ContainerPort {
 #[test]
 fn names_follow_berth_namespace_pod_container() {
     assert_eq!(
-        container_name("shop", "web-x7k2q", "nginx"),
+        container_name("staging", "shop", "web-x7k2q", "nginx"),
+        "staging.shop.web-x7k2q.nginx",
+        "two clusters never share a name"
+    );
+    assert_eq!(
+        container_name("berth", "shop", "web-x7k2q", "nginx"),
         "berth.shop.web-x7k2q.nginx"
     );
-    assert_eq!(volume_name("shop", "web", "cache"), "berth.shop.web.cache");
-    assert_eq!(container_name("a b", "p/q", "c"), "berth.a-b.p-q.c");
+    assert_eq!(
+        volume_name("berth", "shop", "web", "cache"),
+        "berth.shop.web.cache"
+    );
+    assert_eq!(
+        container_name("berth", "a b", "p/q", "c"),
+        "berth.a-b.p-q.c"
+    );
     let long = format!("{}-{}", "a".repeat(62), "b".repeat(10));
     assert_eq!(pod_hostname(&long), "a".repeat(62));
 }
@@ -51,7 +62,11 @@ fn names_follow_berth_namespace_pod_container() {
 fn labels_carry_ownership_and_the_pods_own_labels_but_cannot_forge_berths() {
     let mut p = pod(vec![container("app"), container("side")]);
     p.labels.insert(labels::MANAGED.into(), "false".into());
-    let got = container_labels(&p, 1);
+    let id = Identity {
+        cluster: "staging".into(),
+        term: 7,
+    };
+    let got = container_labels(&p, 1, &id);
     let want: HashMap<String, String> = [
         ("app", "web"),
         (labels::MANAGED, "true"),
@@ -63,6 +78,8 @@ fn labels_carry_ownership_and_the_pods_own_labels_but_cannot_forge_berths() {
         (labels::SPEC_HASH, "h1"),
         (labels::GRACE, "7"),
         (labels::INDEX, "1"),
+        (labels::CLUSTER, "staging"),
+        (labels::TERM, "7"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -70,7 +87,7 @@ fn labels_carry_ownership_and_the_pods_own_labels_but_cannot_forge_berths() {
     assert_eq!(got, want);
 
     p.owner = None;
-    assert!(!container_labels(&p, 0).contains_key(labels::OWNER));
+    assert!(!container_labels(&p, 0, &Identity::default()).contains_key(labels::OWNER));
 }
 
 #[test]
@@ -83,7 +100,7 @@ fn command_replaces_entrypoint_and_args_replace_cmd() {
         value: "1=2".into(),
     }];
     c.working_dir = Some("/srv".into());
-    let body = container_body(&pod(vec![c.clone()]), 0, None, &[]).unwrap();
+    let body = container_body(&pod(vec![c.clone()]), 0, None, &[], &Identity::default()).unwrap();
     assert_eq!(
         body.entrypoint,
         Some(vec!["sh".to_string(), "-c".to_string()])
@@ -94,7 +111,7 @@ fn command_replaces_entrypoint_and_args_replace_cmd() {
     assert_eq!(body.stop_timeout, Some(7));
 
     c.command.clear();
-    let body = container_body(&pod(vec![c]), 0, None, &[]).unwrap();
+    let body = container_body(&pod(vec![c]), 0, None, &[], &Identity::default()).unwrap();
     assert_eq!(body.entrypoint, None, "the image's ENTRYPOINT stays");
     assert_eq!(body.cmd, Some(vec!["echo hi".to_string()]));
 }
@@ -105,7 +122,7 @@ fn limits_become_memory_and_nano_cpus() {
     c.resources.limits.memory = Some(Memory(64 * 1024 * 1024));
     c.resources.limits.cpu = Some(Cpu(250));
     c.resources.requests.memory = Some(Memory(1));
-    let host = container_body(&pod(vec![c]), 0, None, &[])
+    let host = container_body(&pod(vec![c]), 0, None, &[], &Identity::default())
         .unwrap()
         .host_config
         .unwrap();
@@ -132,7 +149,7 @@ fn the_holder_owns_hostname_and_publishes_every_containers_ports() {
     side.ports = vec![port(9090, Some(19090))];
     let p = pod(vec![app, side]);
 
-    let holder = holder_body(&p, "berth/pause:abc", &[9000]);
+    let holder = holder_body(&p, "berth/pause:abc", &[9000], &Identity::default());
     assert_eq!(holder.image.as_deref(), Some("berth/pause:abc"));
     assert_eq!(holder.hostname.as_deref(), Some("web-x7k2q"));
     assert_eq!(
@@ -170,7 +187,7 @@ fn the_holder_owns_hostname_and_publishes_every_containers_ports() {
     );
 
     for index in [0, 1] {
-        let app = container_body(&p, index, Some("abc123"), &[]).unwrap();
+        let app = container_body(&p, index, Some("abc123"), &[], &Identity::default()).unwrap();
         assert_eq!(app.hostname, None);
         assert_eq!(app.exposed_ports, None);
         let host = app.host_config.unwrap();
@@ -178,7 +195,7 @@ fn the_holder_owns_hostname_and_publishes_every_containers_ports() {
         assert_eq!(host.port_bindings, None);
     }
     assert!(matches!(
-        container_body(&p, 1, None, &[]),
+        container_body(&p, 1, None, &[], &Identity::default()),
         Err(DockerError::InvalidPod { .. })
     ));
 }
@@ -187,7 +204,7 @@ fn the_holder_owns_hostname_and_publishes_every_containers_ports() {
 fn a_single_container_owns_its_namespace_and_ports() {
     let mut app = container("app");
     app.ports = vec![port(8080, Some(18080))];
-    let zero = container_body(&pod(vec![app]), 0, None, &[]).unwrap();
+    let zero = container_body(&pod(vec![app]), 0, None, &[], &Identity::default()).unwrap();
     assert_eq!(zero.hostname.as_deref(), Some("web-x7k2q"));
     let host = zero.host_config.unwrap();
     assert_eq!(host.network_mode, None);
@@ -223,7 +240,7 @@ fn empty_dirs_are_named_labelled_volumes_and_host_paths_bind_mounts() {
         },
     ];
 
-    let volumes = empty_dir_volumes(&p);
+    let volumes = empty_dir_volumes(&p, &Identity::default());
     assert_eq!(volumes.len(), 1);
     assert_eq!(
         volumes[0].name.as_deref(),
@@ -233,7 +250,7 @@ fn empty_dirs_are_named_labelled_volumes_and_host_paths_bind_mounts() {
     assert_eq!(vl[labels::MANAGED], "true");
     assert_eq!(vl[labels::POD], "web-x7k2q");
 
-    let mounts = container_body(&p, 0, None, &[])
+    let mounts = container_body(&p, 0, None, &[], &Identity::default())
         .unwrap()
         .host_config
         .unwrap()
@@ -251,6 +268,6 @@ fn empty_dirs_are_named_labelled_volumes_and_host_paths_bind_mounts() {
     assert_eq!(mounts[1].read_only, Some(true));
 
     p.spec.volumes.clear();
-    let err = container_body(&p, 0, None, &[]).unwrap_err();
+    let err = container_body(&p, 0, None, &[], &Identity::default()).unwrap_err();
     assert!(err.to_string().contains("unknown volume 'cache'"), "{err}");
 }

@@ -22,7 +22,7 @@ use tokio::sync::{Mutex, OnceCell};
 
 use super::endpoint::Endpoint;
 use super::error::{is_not_found, status_of, DockerError};
-use crate::reconcile::labels;
+use crate::reconcile::{belongs_to, labels, DEFAULT_CLUSTER};
 
 /// Upper bound for one request to answer (response headers for streams). Short, so that a
 /// host that vanished is reported unreachable in seconds instead of stalling a reconcile pass.
@@ -54,6 +54,8 @@ struct Inner {
     pause_import: Mutex<()>,
     /// One lock per image being pulled (see `image.rs`).
     pull_gates: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// The controller cluster this client works for: only its containers are seen and touched.
+    cluster: String,
 }
 
 impl std::fmt::Debug for DockerHost {
@@ -97,8 +99,36 @@ impl DockerHost {
                 client: OnceCell::new(),
                 pause_import: Mutex::new(()),
                 pull_gates: Mutex::new(HashMap::new()),
+                cluster: DEFAULT_CLUSTER.to_string(),
             }),
         })
+    }
+
+    /// The same host, for the controller cluster `cluster` (`--cluster-name`): it sees and
+    /// touches only that cluster's containers and volumes, and names and labels what it
+    /// creates with it. Call before any request (clients are shared by clones).
+    pub fn for_cluster(self, cluster: &str) -> DockerHost {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            name: shared.name.clone(),
+            endpoint: shared.endpoint.clone(),
+            parsed: shared.parsed.clone(),
+            timeout: shared.timeout,
+            client: OnceCell::new(),
+            pause_import: Mutex::new(()),
+            pull_gates: Mutex::new(HashMap::new()),
+            cluster: shared.cluster.clone(),
+        });
+        DockerHost {
+            inner: Arc::new(Inner {
+                cluster: cluster.to_string(),
+                ..inner
+            }),
+        }
+    }
+
+    /// The controller cluster this host is seen for.
+    pub fn cluster(&self) -> &str {
+        &self.inner.cluster
     }
 
     /// The host's name, as berth's configuration calls it.
@@ -241,7 +271,12 @@ impl DockerHost {
             ))
             .await
             .map_err(|e| self.err(format!("list volumes of {namespace}/{pod}"), e))?;
-        for volume in listed.volumes.unwrap_or_default() {
+        let ours = listed
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|v| belongs_to(&v.labels, self.cluster()));
+        for volume in ours {
             match docker
                 .remove_volume(&volume.name, None::<RemoveVolumeOptions>)
                 .await

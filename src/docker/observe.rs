@@ -18,7 +18,7 @@ use super::error::{is_not_found, DockerError};
 use super::host::DockerHost;
 use crate::clock::parse_rfc3339;
 use crate::manifest::{Protocol, DEFAULT_GRACE_SECONDS};
-use crate::reconcile::{labels, ObservedContainer};
+use crate::reconcile::{belongs_to, labels, ObservedContainer};
 
 /// Inspects in flight at once during a full look at a host.
 const INSPECT_CONCURRENCY: usize = 8;
@@ -65,7 +65,10 @@ impl DockerHost {
             .inspect_container(id, None::<InspectContainerOptions>)
             .await
         {
-            Ok(found) => Ok(inspected(&found)),
+            Ok(found) => Ok(inspected(&found).filter(|_| {
+                let labels = found.config.as_ref().and_then(|c| c.labels.as_ref());
+                labels.is_some_and(|l| belongs_to(l, self.cluster()))
+            })),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(self.err(format!("inspect container {id}"), e)),
         }
@@ -181,6 +184,10 @@ pub fn inspected(found: &ContainerInspectResponse) -> Option<ObservedContainer> 
         error: state
             .and_then(|s| s.error.clone())
             .filter(|e| !e.is_empty()),
+        term: container_labels
+            .get(labels::TERM)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0),
     })
 }
 

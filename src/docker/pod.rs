@@ -13,7 +13,7 @@ use bollard::models::ContainerInspectResponse;
 use bollard::query_parameters::{CreateContainerOptionsBuilder, InspectContainerOptions};
 use bollard::Docker;
 
-use super::create::{container_body, container_name, empty_dir_volumes, holder_body};
+use super::create::{container_body, container_name, empty_dir_volumes, holder_body, Identity};
 use super::error::{is_not_found, DockerError};
 use super::host::DockerHost;
 use crate::reconcile::{labels, DesiredPod, HOLDER};
@@ -26,7 +26,12 @@ impl DockerHost {
         &self,
         pod: &DesiredPod,
         ephemeral: &[u16],
+        term: u64,
     ) -> Result<Vec<String>, DockerError> {
+        let id = Identity {
+            cluster: self.cluster().to_string(),
+            term,
+        };
         if pod.spec.containers.is_empty() {
             return Err(DockerError::InvalidPod {
                 namespace: pod.namespace.clone(),
@@ -35,7 +40,7 @@ impl DockerHost {
             });
         }
         let docker = self.client().await?;
-        for volume in empty_dir_volumes(pod) {
+        for volume in empty_dir_volumes(pod, &id) {
             let name = volume.name.clone().unwrap_or_default();
             // Creating an existing named volume returns it: no need to look first.
             docker
@@ -46,7 +51,7 @@ impl DockerHost {
         let mut to_start: Vec<String> = Vec::new();
         let holder = if pod.has_holder() {
             let image = self.ensure_pause_image().await?;
-            let name = container_name(&pod.namespace, &pod.name, HOLDER);
+            let name = container_name(&id.cluster, &pod.namespace, &pod.name, HOLDER);
             let id = match self.existing(docker, &name, pod, None).await? {
                 Some((id, running)) => {
                     if !running {
@@ -55,7 +60,7 @@ impl DockerHost {
                     id
                 }
                 None => {
-                    let body = holder_body(pod, &image, ephemeral);
+                    let body = holder_body(pod, &image, ephemeral, &id);
                     self.create_one(docker, &name, body).await?
                 }
             };
@@ -68,7 +73,7 @@ impl DockerHost {
         };
         let mut ids: Vec<String> = Vec::with_capacity(pod.spec.containers.len());
         for (index, c) in pod.spec.containers.iter().enumerate() {
-            let name = container_name(&pod.namespace, &pod.name, &c.name);
+            let name = container_name(&id.cluster, &pod.namespace, &pod.name, &c.name);
             let owner = holder.as_deref();
             match self.existing(docker, &name, pod, owner).await? {
                 Some((id, running)) => {
@@ -78,7 +83,7 @@ impl DockerHost {
                     ids.push(id);
                 }
                 None => {
-                    let body = container_body(pod, index, owner, ephemeral)?;
+                    let body = container_body(pod, index, owner, ephemeral, &id)?;
                     let id = self.create_one(docker, &name, body).await?;
                     to_start.push(id.clone());
                     ids.push(id);

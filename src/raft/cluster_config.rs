@@ -120,7 +120,8 @@ impl ClusterConfig {
     /// The members of the initial cluster: `peers` plus this member, checked for consistency.
     pub fn initial_members(&self) -> Result<BTreeMap<NodeId, BasicNode>, ClusterConfigError> {
         if let Some(listed) = self.peers.get(&self.id) {
-            if listed != &self.advertise_url {
+            let tls = self.tls.is_some();
+            if member_url(listed, tls) != member_url(&self.advertise_url, tls) {
                 return Err(ClusterConfigError::SelfAddressMismatch {
                     id: self.id,
                     listed: listed.clone(),
@@ -133,7 +134,9 @@ impl ClusterConfig {
             .iter()
             .map(|(id, addr)| (*id, BasicNode::new(addr)))
             .collect();
-        members.insert(self.id, BasicNode::new(&self.advertise_url));
+        members
+            .entry(self.id)
+            .or_insert_with(|| BasicNode::new(&self.advertise_url));
         Ok(members)
     }
 

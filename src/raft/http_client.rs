@@ -134,7 +134,7 @@ impl PeerClient {
     }
 
     /// A request to `path` on the member at `addr`, with the cluster token.
-    pub(crate) fn request(
+    pub fn request(
         &self,
         method: reqwest::Method,
         addr: &str,

@@ -18,8 +18,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest,
+};
 
+use super::contact::LeaderContact;
 use super::membership::{self, MembershipError};
 use super::node::RaftNode;
 use super::partition::Partition;
@@ -39,6 +42,7 @@ struct Rpc {
     raft: Raft,
     id: NodeId,
     cluster_name: String,
+    contact: LeaderContact,
 }
 
 #[derive(Clone)]
@@ -49,10 +53,16 @@ struct Auth {
 
 /// The `/raft/...` routes of `node`, guarded by `token`.
 pub fn raft_router(node: &RaftNode, token: ClusterToken) -> Router {
+    raft_router_with(node, token, Router::new())
+}
+
+/// [`raft_router`] with `extra` routes (of the controller) behind the same token check.
+pub fn raft_router_with(node: &RaftNode, token: ClusterToken, extra: Router) -> Router {
     let rpc = Rpc {
         raft: node.raft().clone(),
         id: node.id(),
         cluster_name: node.cluster_name().to_string(),
+        contact: node.contact(),
     };
     let auth = Auth {
         token,
@@ -66,8 +76,9 @@ pub fn raft_router(node: &RaftNode, token: ClusterToken) -> Router {
         .route(MEMBERS_PATH, get(list_members).post(add_member))
         .route(&format!("{MEMBERS_PATH}/{{id}}"), delete(remove_member))
         .layer(DefaultBodyLimit::max(MAX_RPC_BODY))
-        .route_layer(middleware::from_fn_with_state(auth, authenticate))
         .with_state(rpc)
+        .merge(extra)
+        .route_layer(middleware::from_fn_with_state(auth, authenticate))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves (`--raft-listen`).
@@ -109,7 +120,12 @@ async fn append(
     State(rpc): State<Rpc>,
     Json(req): Json<AppendEntriesRequest<TypeConfig>>,
 ) -> impl IntoResponse {
-    Json(rpc.raft.append_entries(req).await)
+    let leader_commit = req.leader_commit.map(|l| l.index);
+    let answer = rpc.raft.append_entries(req).await;
+    if matches!(answer, Ok(AppendEntriesResponse::Success)) {
+        rpc.contact.record(leader_commit);
+    }
+    Json(answer)
 }
 
 async fn vote(State(rpc): State<Rpc>, Json(req): Json<VoteRequest<NodeId>>) -> impl IntoResponse {

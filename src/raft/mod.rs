@@ -20,7 +20,7 @@
 //!
 //! Files: `types` (openraft type config), `log_command` (log payload, tolerant of newer
 //! commands), `db` (the redb file shared by both stores), `log_store`, `state_machine`,
-//! `cluster_config` (members and timing), `token`, `tls` and `tls_server` (securing members' traffic),
+//! `cluster_config` (members and timing), `contact` (a follower's freshness), `token`, `tls` and `tls_server` (securing members' traffic),
 //! `wire` (routes and wire types), `http_client` (the network openraft sends through),
 //! `http_server` (the routes it receives on), `partition` (a fault switch), `snapshot_trigger` (snapshots by size), `bootstrap`
 //! (forming a cluster exactly once), `membership` (add/remove), `admin_client` (`berth cluster`
@@ -30,6 +30,7 @@
 pub mod admin_client;
 mod bootstrap;
 pub mod cluster_config;
+pub mod contact;
 mod db;
 pub mod fencing;
 pub mod http_client;
@@ -50,15 +51,16 @@ pub mod types;
 pub mod wire;
 
 pub use admin_client::{AdminError, ClusterAdmin};
-pub use cluster_config::{ClusterConfig, ClusterConfigError};
+pub use cluster_config::{member_url, ClusterConfig, ClusterConfigError};
+pub use contact::LeaderContact;
 pub use db::{StoreError, Stores, StoresClosed, DB_FILE};
 pub use fencing::LeaderFacts;
 pub use http_client::{HttpNetwork, PeerClient, PeerClientError};
-pub use http_server::{raft_router, serve_raft};
+pub use http_server::{raft_router, raft_router_with, serve_raft};
 pub use log_command::LogCommand;
 pub use log_store::LogStore;
 pub use membership::{Member, MembershipError};
-pub use node::{raft_config, RaftNode};
+pub use node::{raft_config, Freshness, RaftNode};
 pub use node_error::RaftNodeError;
 pub use partition::Partition;
 pub use state::{ClusterState, Command, Response};

@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use super::bootstrap;
 use super::cluster_config::ClusterConfig;
+use super::contact::LeaderContact;
 use super::db::{Stores, StoresClosed};
 use super::fencing::{self, LeaderFacts, QuorumClock};
 use super::http_client::{HttpNetwork, PeerClient};
@@ -35,6 +36,32 @@ pub fn raft_config() -> Result<Config, RaftNodeError> {
     Ok(ClusterConfig::single(1, String::new()).raft_config()?)
 }
 
+/// See [`RaftNode::freshness`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Freshness {
+    /// The leader's id, as this member knows it.
+    pub leader: Option<NodeId>,
+    /// This member leads and a quorum acknowledged it within the election timeout.
+    pub is_leader: bool,
+    pub term: u64,
+    /// Index of the last entry in this member's log.
+    pub last_log_index: Option<u64>,
+    /// Index of the last entry applied to this member's state.
+    pub last_applied: Option<u64>,
+    /// The leader's commit index, as last heard (on the leader: its own applied index).
+    pub leader_commit: Option<u64>,
+    /// Committed entries this member has not applied yet, as of the last contact.
+    pub behind: Option<u64>,
+    /// On a follower: time since the leader's last accepted append or heartbeat.
+    pub heard_from_leader_ms: Option<u64>,
+    /// On the leader: time since a quorum last acknowledged it.
+    pub quorum_ack_ms: Option<u64>,
+    /// This member's state may be out of date: a follower that has not heard from a leader
+    /// within the election timeout, or a leader without a quorum. What it serves is what it
+    /// last knew.
+    pub stale: bool,
+}
+
 /// One controller's Raft: the replicated log in `<data_dir>/raft.redb` and the committed
 /// [`ClusterState`](super::state::ClusterState) in memory.
 ///
@@ -48,6 +75,7 @@ pub struct RaftNode {
     closed: StoresClosed,
     config: Arc<ClusterConfig>,
     partition: Partition,
+    contact: LeaderContact,
     quorum: QuorumClock,
     /// The bootstrap and quorum-watch tasks; drained by `stop` and `shutdown`.
     tasks: TaskTracker,
@@ -117,6 +145,7 @@ impl RaftNode {
             closed: stores.closed,
             config: Arc::new(config),
             partition,
+            contact: LeaderContact::default(),
             quorum: QuorumClock::new(),
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),
@@ -216,6 +245,45 @@ impl RaftNode {
     /// each batch of effects with a bound below the election timeout.
     pub fn quorum_acked_within(&self, max: Duration) -> bool {
         self.leader_facts().may_act(max)
+    }
+
+    /// When the leader was last heard (on a follower).
+    pub fn contact(&self) -> LeaderContact {
+        self.contact.clone()
+    }
+
+    /// What a status answer says about this member's Raft: who leads, how far this member
+    /// applied, how far behind the leader it may be, and whether its state may be stale.
+    pub fn freshness(&self) -> Freshness {
+        let facts = self.leader_facts();
+        let (term, last_log_index, last_applied) = self.progress();
+        let t = self.config.election_timeout;
+        let acting = facts.may_act(t);
+        let (heard, leader_commit) = match self.contact.last() {
+            Some((age, commit)) if !facts.raft_leader => (Some(age), commit),
+            _ => (None, None),
+        };
+        let leader_commit = if facts.raft_leader {
+            self.raft.metrics().borrow().last_applied.map(|l| l.index)
+        } else {
+            leader_commit
+        };
+        Freshness {
+            leader: facts.leader,
+            is_leader: acting,
+            term,
+            last_log_index,
+            last_applied,
+            leader_commit,
+            behind: leader_commit.map(|c| c.saturating_sub(last_applied.unwrap_or(0))),
+            heard_from_leader_ms: heard.map(|d| d.as_millis() as u64),
+            quorum_ack_ms: facts.quorum_ack_age.map(|d| d.as_millis() as u64),
+            stale: if facts.raft_leader {
+                !acting
+            } else {
+                heard.is_none_or(|age| age > t)
+            },
+        }
     }
 
     /// The current Raft term.

@@ -23,6 +23,9 @@ pub const HELLO_PATH: &str = "/raft/hello";
 /// The membership: `GET` lists, `POST` adds ([`AddMember`]), `DELETE .../{id}` removes.
 pub const MEMBERS_PATH: &str = "/raft/admin/members";
 
+/// A verified push webhook, passed on by a follower to the leader (the only member that syncs).
+pub const TRIGGER_PATH: &str = "/raft/trigger";
+
 /// Header carrying a snapshot chunk's [`ChunkHeader`], as base64url JSON.
 pub const CHUNK_HEADER: &str = "x-berth-snapshot-chunk";
 

@@ -25,6 +25,22 @@ pub mod labels {
     /// `holder` on the small container that holds a pod's network namespace (pods of several
     /// containers); absent on the pod's own containers.
     pub const ROLE: &str = "io.berth.role";
+    /// The controller cluster that made it (`--cluster-name`). A cluster never touches another
+    /// cluster's containers; containers without the label belong to the default cluster.
+    pub const CLUSTER: &str = "io.berth.cluster";
+    /// The Raft term of the leader that made it: a leader never removes what a newer term made.
+    pub const TERM: &str = "io.berth.term";
+}
+
+/// The cluster name of containers made before clusters had names.
+pub const DEFAULT_CLUSTER: &str = "berth";
+
+/// Does a container (or volume) with these labels belong to `cluster`?
+pub fn belongs_to(labels: &std::collections::HashMap<String, String>, cluster: &str) -> bool {
+    match labels.get(labels::CLUSTER) {
+        Some(c) => c == cluster,
+        None => cluster == DEFAULT_CLUSTER,
+    }
 }
 
 /// The value of [`labels::ROLE`] and [`labels::CONTAINER`] on a pod's holder container. Not a
@@ -102,6 +118,8 @@ pub struct ObservedContainer {
     pub published: Vec<(u16, Protocol, u16)>,
     /// Docker's error for the last start, if any (`port is already allocated`).
     pub error: Option<String>,
+    /// The Raft term of the leader that created it (0 when made before terms were recorded).
+    pub term: u64,
 }
 
 /// What is known of one host.

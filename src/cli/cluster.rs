@@ -1,0 +1,119 @@
+//! `berth cluster list|add|remove`: membership, through any member's Raft port with the cluster
+//! token. Not part of the read-only status API: changing who decides is an admin act.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::controller::error_chain;
+use crate::raft::{ClusterAdmin, ClusterTls, ClusterToken, Member};
+
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+    /// Any member's Raft address (its --raft-listen, else its --listen): host:port or URL. A
+    /// follower passes the request on to the leader.
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_MEMBER",
+        default_value = "127.0.0.1:7878",
+        value_name = "ADDR"
+    )]
+    pub member: String,
+    /// The cluster token file the members were started with.
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_CLUSTER_TOKEN_FILE",
+        value_name = "FILE"
+    )]
+    pub cluster_token_file: Option<PathBuf>,
+    /// The members' TLS directory (ca.pem, cert.pem, key.pem), when they use --cluster-tls-dir.
+    #[arg(long, global = true, env = "BERTH_CLUSTER_TLS_DIR", value_name = "DIR")]
+    pub cluster_tls_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ClusterCommand {
+    /// The members, their role and (asked of the leader) how far each has replicated.
+    List,
+    /// Add a member. Start it first with `berth serve --id ID --peer` naming at least one
+    /// existing member (so it waits to be added rather than forming a cluster of its own); it
+    /// joins as a learner, catches up, then becomes a voter.
+    Add {
+        /// The new member's id: never one used before by another data directory.
+        id: u64,
+        /// How the members reach it (its --advertise-url).
+        url: String,
+        /// How long it may take to catch up before it is made a voter; if it does not, it stays
+        /// a learner and `add` can be run again.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        catch_up: Duration,
+    },
+    /// Remove a member (a machine retired, or a data directory lost: remove it, wipe it, add it
+    /// again). The last voter cannot be removed.
+    Remove {
+        /// The member's id.
+        id: u64,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::controller::config::parse_duration(s)
+}
+
+pub async fn run(args: &ClusterArgs) -> ExitCode {
+    match call(args).await {
+        Ok(members) => {
+            print!("{}", table(&members));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("berth cluster: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn call(args: &ClusterArgs) -> Result<Vec<Member>, String> {
+    let token = match &args.cluster_token_file {
+        Some(f) => ClusterToken::from_file(f).map_err(|e| format!("--cluster-token-file: {e}"))?,
+        None => {
+            return Err(
+                "--cluster-token-file is required (the file the members were started with)".into(),
+            )
+        }
+    };
+    let tls = match &args.cluster_tls_dir {
+        Some(d) => Some(ClusterTls::from_dir(d).map_err(|e| format!("--cluster-tls-dir: {e}"))?),
+        None => None,
+    };
+    let admin =
+        ClusterAdmin::new(args.member.clone(), token, tls.as_ref()).map_err(|e| error_chain(&e))?;
+    let result = match &args.command {
+        ClusterCommand::List => admin.list().await,
+        ClusterCommand::Add { id, url, catch_up } => admin.add(*id, url.clone(), *catch_up).await,
+        ClusterCommand::Remove { id } => admin.remove(*id).await,
+    };
+    result.map_err(|e| error_chain(&e))
+}
+
+fn table(members: &[Member]) -> String {
+    let mut out = format!(
+        "{:<6} {:<8} {:<8} {:<10} {}\n",
+        "ID", "ROLE", "LEADER", "MATCHED", "URL"
+    );
+    for m in members {
+        out.push_str(&format!(
+            "{:<6} {:<8} {:<8} {:<10} {}\n",
+            m.id,
+            if m.voter { "voter" } else { "learner" },
+            if m.leader { "*" } else { "" },
+            m.matched_index.map_or("-".to_string(), |i| i.to_string()),
+            m.url
+        ));
+    }
+    out
+}
