@@ -7,13 +7,15 @@
 //! refused (`ok: false`) when another commit became desired meanwhile: a decision computed
 //! against stale state never lands.
 //!
-//! Files: `history` (commit records and the outcome schema), `workload` (replicas, revisions,
-//! rollouts), this file (the state, the commands and `apply`).
+//! Files: `history` (commit records and the outcome schema), `settings` (what every member
+//! must agree on), `workload` (replicas, revisions, rollouts), this file (the state, the commands and `apply`).
 
 mod history;
+mod settings;
 mod workload;
 
 pub use history::{capped, truncated, CommitRecord, Outcome, Trigger, MAX_ERRORS, MAX_TEXT_BYTES};
+pub use settings::{differing, SettingValues, Settings, SettingsChange};
 pub use workload::{Replica, Rollout, RolloutState};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -65,6 +67,9 @@ pub struct ClusterState {
     pub rollouts: BTreeMap<ObjectKey, Rollout>,
     /// Host of each bare Pod.
     pub pod_nodes: BTreeMap<ObjectKey, String>,
+    /// The settings every member must share (see `settings.rs`).
+    #[serde(default)]
+    pub settings: Settings,
 }
 
 /// The changes a leader can propose.
@@ -135,6 +140,13 @@ pub enum Command {
         desired: Manifests,
         replicas: BTreeMap<ObjectKey, Vec<Replica>>,
         pod_nodes: BTreeMap<ObjectKey, String>,
+        at: Millis,
+    },
+    /// The cluster adopts member `by`'s settings (the first leader's at bootstrap, later by
+    /// `berth cluster settings adopt`).
+    Settings {
+        values: SettingValues,
+        by: u64,
         at: Millis,
     },
 }
@@ -291,6 +303,10 @@ impl ClusterState {
                 to.plan.clear();
                 self.push_record(*to);
                 self.accept(sha, desired, replicas, pod_nodes, false, at)
+            }
+            Command::Settings { values, by, at } => {
+                self.settings.adopt(values, by, at);
+                true
             }
         };
         Response { ok }
