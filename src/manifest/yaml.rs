@@ -96,7 +96,7 @@ pub fn parse(text: &str) -> Result<Vec<Option<Node>>, Vec<SyntaxError>> {
             Ok(next) => next,
             Err(e) => {
                 return Err(vec![SyntaxError {
-                    pos: (*e.marker()).into(),
+                    pos: within(text, (*e.marker()).into()),
                     message: format!("YAML syntax: {}", e.info()),
                 }])
             }
@@ -112,6 +112,24 @@ pub fn parse(text: &str) -> Result<Vec<Option<Node>>, Vec<SyntaxError>> {
         Ok(builder.docs)
     } else {
         Err(builder.errors)
+    }
+}
+
+/// `pos`, or the end of the text's last line if `pos` lies past it. yaml-rust2 ends the last
+/// line before it ends the stream, so an error found at the very end (an unclosed key, a
+/// missing `]`) is placed on a line after the last, which no editor can show.
+fn within(text: &str, pos: Pos) -> Pos {
+    // Line breaks as yaml-rust2 counts them: `\r\n`, `\n` or a lone `\r`.
+    let breaks =
+        text.matches('\n').count() + text.matches('\r').count() - text.matches("\r\n").count();
+    let last_line = breaks as u32 + 1;
+    if pos.line <= last_line {
+        return pos;
+    }
+    let last = text.rsplit(['\n', '\r']).next().unwrap_or("");
+    Pos {
+        line: last_line,
+        col: last.chars().count() as u32 + 1,
     }
 }
 
@@ -419,6 +437,17 @@ mod tests {
         let errs = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
         assert_eq!(errs[0].pos.line, 3);
         assert!(errs[0].message.contains("duplicate key \"a\""));
+    }
+
+    #[test]
+    fn an_error_at_the_end_of_the_text_points_into_its_last_line() {
+        // Found by the fuzzer: yaml-rust2 placed this on line 4 of a three-line file.
+        let errs = parse("spec:\n  a: b\n  port").unwrap_err();
+        assert_eq!(errs[0].pos, Pos { line: 3, col: 7 }, "{errs:?}");
+        let errs = parse("a: [1,\r\n2").unwrap_err();
+        assert_eq!(errs[0].pos.line, 2, "{errs:?}");
+        let errs = parse("a: [1,\r2").unwrap_err();
+        assert_eq!(errs[0].pos.line, 2, "{errs:?}");
     }
 
     #[test]
