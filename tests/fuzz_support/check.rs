@@ -142,10 +142,12 @@ fn problems_are_placed(case: &Case, loaded: &Loaded) -> Result<(), String> {
     if problems.is_empty() {
         return Err("rejected with no problem listed".into());
     }
+    let lines: Vec<Vec<usize>> = case.files.iter().map(|(_, b)| line_lengths(b)).collect();
     for p in problems {
-        let Some((_, bytes)) = case.files.iter().find(|(path, _)| *path == p.file) else {
+        let Some(i) = case.files.iter().position(|(path, _)| *path == p.file) else {
             return Err(format!("problem names no file of the tree: {p:?}"));
         };
+        let lines = &lines[i];
         if p.message.is_empty() {
             return Err(format!("problem without a message: {p:?}"));
         }
@@ -153,7 +155,6 @@ fn problems_are_placed(case: &Case, loaded: &Loaded) -> Result<(), String> {
             return Err(format!("problem with a column but no line: {p:?}"));
         }
         let Some(line) = p.line else { continue };
-        let lines = line_lengths(bytes);
         if line == 0 || line as usize > lines.len() {
             return Err(format!(
                 "problem at line {line} of a file of {} lines: {p:?}",

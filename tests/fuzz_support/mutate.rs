@@ -105,16 +105,28 @@ pub enum Mutation {
     Set(u32, &'static str, Y),
     /// Edit a key into a near miss of a real field name.
     Rename(u32, u32, Edit),
-    /// Repeat a child `n` times, written out or through an anchor and aliases.
-    Repeat(u32, u32, usize, bool),
+    /// Repeat a child `n` times: a long list, as big manifests have.
+    Repeat(u32, u32, usize, Copies),
     /// Anchor one node and put an alias to it in place of another.
     Alias(u32, u32),
     /// Wrap a node in `n` sequences or mappings.
     Nest(u32, usize, bool),
+    /// Wrap a collection in `n` one-item sequences, each with an anchor.
+    AnchorLevels(u32, usize),
     /// Graft a subtree of another seed.
     Splice(u32, usize, u32),
     /// Put every document in one `kind: List`.
     WrapInList,
+}
+
+/// How `Repeat` copies.
+#[derive(Debug, Clone, Copy)]
+pub enum Copies {
+    Same,
+    /// Through an anchor and aliases.
+    Aliases,
+    /// With `-1`, `-2`, ... appended to every string, so names stay distinct.
+    Numbered,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -161,10 +173,16 @@ pub fn mutation() -> impl Strategy<Value = Mutation> {
         4 => (n, prop_oneof![2 => scalar(), 1 => node(3)]).prop_map(|(a, y)| Mutation::Replace(a, y)),
         5 => (n, field_value()).prop_map(|(a, (k, y))| Mutation::Set(a, k, y)),
         3 => (n, n, edit()).prop_map(|(a, b, e)| Mutation::Rename(a, b, e)),
-        2 => (n, n, select(vec![2usize, 3, 10, 100, 1000, 20_000]), any::<bool>())
-            .prop_map(|(a, b, k, alias)| Mutation::Repeat(a, b, k, alias)),
+        3 => (
+            n,
+            n,
+            select(vec![2usize, 3, 10, 100, 1000, 20_000]),
+            select(vec![Copies::Same, Copies::Aliases, Copies::Numbered])
+        )
+            .prop_map(|(a, b, k, how)| Mutation::Repeat(a, b, k, how)),
         2 => (n, n).prop_map(|(a, b)| Mutation::Alias(a, b)),
         1 => (n, 1usize..80, any::<bool>()).prop_map(|(a, d, s)| Mutation::Nest(a, d, s)),
+        1 => (n, 1usize..64).prop_map(|(a, d)| Mutation::AnchorLevels(a, d)),
         2 => (n, any::<usize>(), n).prop_map(|(a, s, b)| Mutation::Splice(a, s, b)),
         1 => Just(Mutation::WrapInList),
     ]
@@ -192,10 +210,11 @@ pub fn mutant_text() -> impl Strategy<Value = (Vec<u8>, bool)> {
     let count = seeds().len().max(1);
     (
         0..count,
-        vec(mutation(), 0..5),
+        // Unmutated seeds too: accepted trees are where the rewrite properties bite.
+        prop_oneof![1 => Just(Vec::new()), 3 => vec(mutation(), 1..5)],
         layout(),
         prop::bool::weighted(0.15),
-        vec(byte_edit(), 0..3),
+        prop_oneof![3 => Just(Vec::new()), 2 => vec(byte_edit(), 1..4)],
         prop::bool::weighted(0.5),
     )
         .prop_map(|(i, muts, layout, original, bytes, as_json)| {
@@ -329,16 +348,18 @@ pub fn apply(docs: &mut Vec<Y>, m: &Mutation) {
                 }
             }
         }),
-        Mutation::Repeat(a, b, times, alias) => on_node(docs, *a, &mut |y| match y {
+        Mutation::Repeat(a, b, times, how) => on_node(docs, *a, &mut |y| match y {
             Y::Seq(items, _) if !items.is_empty() => {
                 let i = *b as usize % items.len();
-                let copy = if *alias {
-                    items[i] = Y::Anchor("r".into(), Box::new(items[i].clone()));
-                    Y::Alias("r".into())
-                } else {
-                    items[i].clone()
+                let copies: Vec<Y> = match how {
+                    Copies::Same => vec![items[i].clone(); *times],
+                    Copies::Aliases => {
+                        items[i] = Y::Anchor("r".into(), Box::new(items[i].clone()));
+                        vec![Y::Alias("r".into()); *times]
+                    }
+                    Copies::Numbered => (1..=*times).map(|n| numbered(&items[i], n)).collect(),
                 };
-                items.splice(i + 1..i + 1, std::iter::repeat_n(copy, *times));
+                items.splice(i + 1..i + 1, copies);
             }
             // Repeated keys are duplicates: a few show the problem, thousands add nothing.
             Y::Map(entries, _) if !entries.is_empty() => {
@@ -369,6 +390,20 @@ pub fn apply(docs: &mut Vec<Y>, m: &Mutation) {
                 };
             }
         }),
+        Mutation::AnchorLevels(a, depth) => {
+            let collections = collections(docs);
+            if collections.is_empty() {
+                return;
+            }
+            let target = collections[*a as usize % collections.len()];
+            with_node(docs, target, &mut |y| {
+                for level in 0..*depth {
+                    let inner = std::mem::replace(y, Y::plain("~"));
+                    let anchored = Y::Anchor(format!("l{level}"), Box::new(inner));
+                    *y = Y::Seq(vec![anchored], false);
+                }
+            });
+        }
         Mutation::Splice(a, other, b) => {
             let all = seeds();
             let Some(graft) = all
@@ -391,6 +426,46 @@ pub fn apply(docs: &mut Vec<Y>, m: &Mutation) {
             ));
         }
     }
+}
+
+/// `y` with `-n` appended to every string scalar.
+fn numbered(y: &Y, n: usize) -> Y {
+    match y {
+        Y::Scalar(text, style) => Y::Scalar(format!("{text}-{n}"), *style),
+        Y::Seq(items, flow) => Y::Seq(items.iter().map(|i| numbered(i, n)).collect(), *flow),
+        Y::Map(entries, flow) => Y::Map(
+            entries
+                .iter()
+                .map(|(k, v)| (k.clone(), numbered(v, n)))
+                .collect(),
+            *flow,
+        ),
+        Y::Anchor(a, inner) => Y::Anchor(a.clone(), Box::new(numbered(inner, n))),
+        Y::Tag(t, inner) => Y::Tag(t.clone(), Box::new(numbered(inner, n))),
+        Y::Alias(a) => Y::Alias(a.clone()),
+    }
+}
+
+/// Pre-order numbers of the sequences and mappings of `docs`.
+fn collections(docs: &[Y]) -> Vec<usize> {
+    fn walk(y: &Y, n: &mut usize, out: &mut Vec<usize>) {
+        if matches!(y, Y::Seq(..) | Y::Map(..)) {
+            out.push(*n);
+        }
+        *n += 1;
+        match y {
+            Y::Seq(items, _) => items.iter().for_each(|i| walk(i, n, out)),
+            Y::Map(entries, _) => entries.iter().for_each(|(k, v)| {
+                walk(k, n, out);
+                walk(v, n, out);
+            }),
+            Y::Anchor(_, inner) | Y::Tag(_, inner) => walk(inner, n, out),
+            _ => {}
+        }
+    }
+    let (mut n, mut out) = (0, Vec::new());
+    docs.iter().for_each(|d| walk(d, &mut n, &mut out));
+    out
 }
 
 fn edited(text: &str, e: Edit) -> String {
