@@ -89,14 +89,17 @@ pub struct SyntaxError {
 /// thousand nodes. The parser is driven event by event here rather than through its recursive
 /// `load`, so deep nesting cannot exhaust the stack either.
 pub fn parse(text: &str) -> Result<Vec<Option<Node>>, Vec<SyntaxError>> {
-    let mut builder = Builder::default();
+    let mut builder = Builder {
+        end: end_of(text),
+        ..Builder::default()
+    };
     let mut parser = Parser::new_from_str(text);
     loop {
         let (event, mark) = match parser.next_token() {
             Ok(next) => next,
             Err(e) => {
                 return Err(vec![SyntaxError {
-                    pos: within(text, (*e.marker()).into()),
+                    pos: builder.within((*e.marker()).into()),
                     message: format!("YAML syntax: {}", e.info()),
                 }])
             }
@@ -115,20 +118,14 @@ pub fn parse(text: &str) -> Result<Vec<Option<Node>>, Vec<SyntaxError>> {
     }
 }
 
-/// `pos`, or the end of the text's last line if `pos` lies past it. yaml-rust2 ends the last
-/// line before it ends the stream, so an error found at the very end (an unclosed key, a
-/// missing `]`) is placed on a line after the last, which no editor can show.
-fn within(text: &str, pos: Pos) -> Pos {
+/// Where the text ends: its last line, and the column after its last character.
+fn end_of(text: &str) -> Pos {
     // Line breaks as yaml-rust2 counts them: `\r\n`, `\n` or a lone `\r`.
     let breaks =
         text.matches('\n').count() + text.matches('\r').count() - text.matches("\r\n").count();
-    let last_line = breaks as u32 + 1;
-    if pos.line <= last_line {
-        return pos;
-    }
     let last = text.rsplit(['\n', '\r']).next().unwrap_or("");
     Pos {
-        line: last_line,
+        line: breaks as u32 + 1,
         col: last.chars().count() as u32 + 1,
     }
 }
@@ -194,9 +191,23 @@ struct Builder {
     written: usize,
     /// Nodes added by expanding aliases so far.
     expanded: usize,
+    /// Where the text ends (see `within`).
+    end: Pos,
 }
 
 impl Builder {
+    /// `pos`, or the end of the text if `pos` lies past its last line. yaml-rust2 ends the
+    /// last line before it ends the stream, so what it finds at the very end (an unclosed key,
+    /// the empty value of a final `-` or `key:`) is placed on a line after the last, which no
+    /// editor can show.
+    fn within(&self, pos: Pos) -> Pos {
+        if pos.line > self.end.line {
+            self.end
+        } else {
+            pos
+        }
+    }
+
     fn push_value(&mut self, node: Node, anchor: usize, size: usize) {
         if anchor != 0 {
             self.anchors.insert(anchor, (node.clone(), size));
@@ -259,7 +270,7 @@ impl Builder {
 
     /// Handles one parser event. An `Err` is a budget exceeded: parsing stops there.
     fn on_event(&mut self, ev: Event, mark: Marker) -> Result<(), SyntaxError> {
-        let pos = Pos::from(mark);
+        let pos = self.within(Pos::from(mark));
         match ev {
             Event::DocumentStart => {
                 self.in_doc = true;
@@ -448,6 +459,15 @@ mod tests {
         assert_eq!(errs[0].pos.line, 2, "{errs:?}");
         let errs = parse("a: [1,\r2").unwrap_err();
         assert_eq!(errs[0].pos.line, 2, "{errs:?}");
+        // Also found by the fuzzer: the empty value of a final `-` was on the line after.
+        let docs = parse("ports:\n  -").unwrap();
+        let Value::Map(entries) = &docs[0].as_ref().unwrap().value else {
+            panic!()
+        };
+        let Value::Seq(items) = &entries[0].1.value else {
+            panic!()
+        };
+        assert_eq!(items[0].pos, Pos { line: 2, col: 4 });
     }
 
     #[test]
