@@ -117,8 +117,9 @@ pub fn check(case: &Case, bounds: &Bounds) -> Result<Outcome, String> {
     })
 }
 
-/// Lines of `bytes` under any convention a parser may count by (`\n`, `\r\n`, a lone `\r`).
-fn line_lengths(bytes: &[u8]) -> Vec<usize> {
+/// The lengths in bytes of the lines of `bytes`, broken at `\n` only (serde_json's count) or
+/// also at a lone `\r` (YAML's). A position is within the file if it is under either.
+fn line_lengths(bytes: &[u8], lone_cr_breaks: bool) -> Vec<usize> {
     let mut lengths = vec![0];
     let mut i = 0;
     while i < bytes.len() {
@@ -127,12 +128,22 @@ fn line_lengths(bytes: &[u8]) -> Vec<usize> {
                 lengths.push(0);
                 i += 1;
             }
-            b'\n' | b'\r' => lengths.push(0),
+            b'\n' => lengths.push(0),
+            b'\r' if lone_cr_breaks => lengths.push(0),
             _ => *lengths.last_mut().expect("never empty") += 1,
         }
         i += 1;
     }
     lengths
+}
+
+/// Whether 1-based `line` and `column` lie within a file of these lines (a column may point
+/// just past a line's end).
+fn within(lines: &[usize], line: u32, column: Option<u32>) -> bool {
+    let Some(width) = (line as usize).checked_sub(1).and_then(|i| lines.get(i)) else {
+        return false;
+    };
+    column.is_none_or(|c| c >= 1 && c as usize <= width + 1)
 }
 
 fn problems_are_placed(case: &Case, loaded: &Loaded) -> Result<(), String> {
@@ -142,7 +153,11 @@ fn problems_are_placed(case: &Case, loaded: &Loaded) -> Result<(), String> {
     if problems.is_empty() {
         return Err("rejected with no problem listed".into());
     }
-    let lines: Vec<Vec<usize>> = case.files.iter().map(|(_, b)| line_lengths(b)).collect();
+    let lines: Vec<[Vec<usize>; 2]> = case
+        .files
+        .iter()
+        .map(|(_, b)| [line_lengths(b, false), line_lengths(b, true)])
+        .collect();
     for p in problems {
         let Some(i) = case.files.iter().position(|(path, _)| *path == p.file) else {
             return Err(format!("problem names no file of the tree: {p:?}"));
@@ -155,19 +170,11 @@ fn problems_are_placed(case: &Case, loaded: &Loaded) -> Result<(), String> {
             return Err(format!("problem with a column but no line: {p:?}"));
         }
         let Some(line) = p.line else { continue };
-        if line == 0 || line as usize > lines.len() {
+        if !lines.iter().any(|l| within(l, line, p.column)) {
             return Err(format!(
-                "problem at line {line} of a file of {} lines: {p:?}",
-                lines.len()
+                "problem placed outside its file of {} lines: {p:?}",
+                lines[1].len()
             ));
-        }
-        if let Some(col) = p.column {
-            let width = lines[line as usize - 1];
-            if col == 0 || col as usize > width + 1 {
-                return Err(format!(
-                    "problem at column {col} of a line of {width} bytes: {p:?}"
-                ));
-            }
         }
     }
     Ok(())
