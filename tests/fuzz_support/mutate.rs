@@ -361,10 +361,17 @@ pub fn apply(docs: &mut Vec<Y>, m: &Mutation) {
                 };
                 items.splice(i + 1..i + 1, copies);
             }
-            // Repeated keys are duplicates: a few show the problem, thousands add nothing.
             Y::Map(entries, _) if !entries.is_empty() => {
-                let e = entries[*b as usize % entries.len()].clone();
-                entries.extend(std::iter::repeat_n(e, (*times).min(100)));
+                let (k, v) = entries[*b as usize % entries.len()].clone();
+                match how {
+                    // Distinct keys near a real one: a mapping of many unknown fields.
+                    Copies::Numbered => {
+                        entries.extend((1..=*times).map(|n| (numbered(&k, n), numbered(&v, n))))
+                    }
+                    // Repeated keys are duplicates: a few show the problem, thousands add
+                    // nothing.
+                    _ => entries.extend(std::iter::repeat_n((k, v), (*times).min(100))),
+                }
             }
             _ => {}
         }),

@@ -226,8 +226,9 @@ pub fn report(finding: &Finding, settings: &Settings) {
     }
 }
 
-/// Batch after batch with fresh seeds until `duration` has passed; returns the findings,
-/// one per distinct reason (a bug is usually found many times).
+/// Batch after batch with fresh seeds until `duration` has passed; returns the findings.
+/// Only the first of each reason is printed whole and saved (a bug is usually found many
+/// times); the others print their seed and reason.
 pub fn for_a_while(duration: Duration, settings: &Settings, stats: &Stats) -> Vec<Finding> {
     let started = Instant::now();
     let mut last_print = Instant::now();
@@ -236,10 +237,18 @@ pub fn for_a_while(duration: Duration, settings: &Settings, stats: &Stats) -> Ve
         let seed = fresh_seed();
         if let Err(finding) = batch(seed, settings, stats) {
             let key = dedup_key(&finding.reason);
-            if !findings.iter().any(|f| dedup_key(&f.reason) == key) {
+            if findings.iter().any(|f| dedup_key(&f.reason) == key) {
+                // Most likely the same bug again; the seed replays it once that one is fixed.
+                eprintln!(
+                    "FUZZ FINDING again ({}), seed {}: {}",
+                    kind(&finding.reason),
+                    finding.seed,
+                    finding.reason.lines().next().unwrap_or_default()
+                );
+            } else {
                 report(&finding, settings);
-                findings.push(finding);
             }
+            findings.push(finding);
         }
         if last_print.elapsed() >= Duration::from_secs(10) {
             eprintln!(
