@@ -52,6 +52,7 @@ fn settings(cases: u32) -> Settings {
         memory_cap: 2 << 30,
         bounds,
         save: true,
+        deadline: None,
     }
 }
 

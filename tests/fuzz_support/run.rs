@@ -31,6 +31,9 @@ pub struct Settings {
     pub bounds: Bounds,
     /// Save findings under `tests/fuzz-regressions/`.
     pub save: bool,
+    /// Cases after this pass unchecked, so that a long run ends on time even in the middle
+    /// of a batch or of shrinking (which then keeps the smallest failure found so far).
+    pub deadline: Option<Instant>,
 }
 
 /// A failure, minimised.
@@ -164,6 +167,9 @@ pub fn batch(seed: [u8; 32], settings: &Settings, stats: &Stats) -> Result<(), F
         TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
     let bounds = settings.bounds;
     let result = runner.run(&case(), |input| {
+        if settings.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(());
+        }
         *current.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), input.clone()));
         let outcome = check(&input, &bounds);
         *current.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -231,6 +237,10 @@ pub fn report(finding: &Finding, settings: &Settings) {
 /// times); the others print their seed and reason.
 pub fn for_a_while(duration: Duration, settings: &Settings, stats: &Stats) -> Vec<Finding> {
     let started = Instant::now();
+    let settings = &Settings {
+        deadline: Some(started + duration),
+        ..*settings
+    };
     let mut last_print = Instant::now();
     let mut findings: Vec<Finding> = Vec::new();
     while started.elapsed() < duration {
