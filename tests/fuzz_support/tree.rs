@@ -166,7 +166,7 @@ impl Writer<'_> {
                         }
                         out.push(':');
                     } else {
-                        out.push_str("?");
+                        out.push('?');
                         self.value(k, col, col + step, out);
                         out.push_str(&self.pad(col));
                         out.push(':');
