@@ -155,7 +155,13 @@ impl Controller {
             }
             let differs = differing(&committed, &self.local_settings);
             let agree = !committed.is_empty() && differs.is_empty();
-            self.settings_agree.store(agree, Ordering::Relaxed);
+            let was = self.settings_agree.swap(agree, Ordering::Relaxed);
+            if agree && !was && leading {
+                // Work skipped while the settings were not yet the cluster's (the first sync, a
+                // leader's first look) is done now, not at the next poll.
+                self.enqueue_all();
+                self.sync_now.notify_one();
+            }
             if committed.is_empty() {
                 continue;
             }
