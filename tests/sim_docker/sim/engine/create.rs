@@ -44,7 +44,19 @@ impl Engine {
             .and_then(Value::as_str)
             .unwrap_or_default();
         let image = self.image(reference)?.clone();
-        let spec = Spec::from_json(body)?;
+        let mut spec = Spec::from_json(body)?;
+        // The image's environment, overridden by the container's, as Docker merges them.
+        let own = std::mem::take(&mut spec.env);
+        let key = |e: &String| e.split_once('=').map_or(e.clone(), |(k, _)| k.to_string());
+        let mut env: Vec<String> = image
+            .config
+            .env
+            .iter()
+            .filter(|e| !own.iter().any(|o| key(o) == key(e)))
+            .cloned()
+            .collect();
+        env.extend(own);
+        spec.env = env;
         let (path, args) = {
             let entrypoint = spec.entrypoint.clone().or(image.config.entrypoint.clone());
             let cmd = match (&spec.entrypoint, &spec.cmd) {
