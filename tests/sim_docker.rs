@@ -537,6 +537,25 @@ async fn a_host_taken_down_refuses_and_cuts_its_event_streams_then_answers_again
     Ok(())
 }
 
+#[tokio::test]
+async fn a_hung_host_takes_requests_and_answers_none_until_it_is_back() -> Result<()> {
+    let (_dir, sim) = simulator(1).await?;
+    let path = sim.host(0).socket.display().to_string();
+    let docker = Docker::connect_with_unix(&path, 1, API_DEFAULT_VERSION)?;
+    assert_eq!(docker.ping().await?, "OK");
+    let (status, _) = control(&sim, "POST", "/hosts/0/down?mode=hang").await?;
+    assert_eq!(status, 200);
+    let err = docker.ping().await.unwrap_err();
+    assert!(
+        matches!(err, bollard::errors::Error::RequestTimeoutError),
+        "{err}"
+    );
+    control(&sim, "POST", "/hosts/0/up").await?;
+    assert_eq!(docker.ping().await?, "OK");
+    sim.shutdown().await;
+    Ok(())
+}
+
 // ---- berth's own DockerHost and HostCache against the simulation ------------------------------
 
 fn pod(name: &str, containers: &[&str]) -> DesiredPod {

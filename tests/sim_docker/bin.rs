@@ -66,8 +66,9 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    // A listener per host, and a connection or two per host from each client.
-    let wanted = (args.hosts as u64) * 8 + 1024;
+    // Per host: its listener, a client's event stream, and a request in flight (bollard
+    // keeps no idle connections to a unix socket: every request is a new connection).
+    let wanted = (args.hosts as u64) * 3 + 1024;
     match raise_nofile(wanted) {
         Ok(got) if got >= wanted => eprintln!("berth-sim-docker: RLIMIT_NOFILE raised to {got}"),
         Ok(got) => eprintln!(
