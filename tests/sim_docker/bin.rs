@@ -70,7 +70,9 @@ fn main() -> ExitCode {
     // keeps no idle connections to a unix socket: every request is a new connection).
     let wanted = (args.hosts as u64) * 3 + 1024;
     match raise_nofile(wanted) {
-        Ok(got) if got >= wanted => eprintln!("berth-sim-docker: RLIMIT_NOFILE raised to {got}"),
+        Ok(got) if got >= wanted => {
+            eprintln!("berth-sim-docker: RLIMIT_NOFILE {got} (needs {wanted})")
+        }
         Ok(got) => eprintln!(
             "berth-sim-docker: RLIMIT_NOFILE is {got}, below the {wanted} that {} hosts may \
              need: connections past it will be refused",
@@ -143,8 +145,9 @@ async fn wait_for_signal() {
     }
 }
 
-/// Raises the open-file limit towards `wanted`: the hard limit too when allowed (root), else
-/// the soft limit up to the hard one. Returns the soft limit in force.
+/// Raises the open-file limit towards `wanted`: the hard limit too when allowed (root outside
+/// a container that withholds CAP_SYS_RESOURCE), else the soft limit up to the hard one.
+/// Returns the soft limit in force.
 fn raise_nofile(wanted: u64) -> std::io::Result<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
