@@ -701,7 +701,8 @@ async fn a_host_cache_watching_the_simulation_sees_an_event_as_a_touched_pod() -
 // ---- the real berth serve against 50 simulated hosts ------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn berth_serve_converges_500_replicas_over_50_simulated_hosts() -> Result<()> {
+async fn berth_serve_converges_500_replicas_over_50_simulated_hosts_and_sees_one_go_and_return(
+) -> Result<()> {
     let (_dir, sim) = simulator(50).await?;
     let repo = support::berth::Repo::new()?;
     repo.write("apps/web.yaml", &support::berth::rc("web", 500));
@@ -727,6 +728,15 @@ async fn berth_serve_converges_500_replicas_over_50_simulated_hosts() -> Result<
         "converged in {took:?}; replicas per host {per_host:?}; requests: {}",
         counters["total"]
     );
+    // A host taken away through the control socket is seen gone, then back.
+    control(&sim, "POST", "/hosts/7/down").await?;
+    berth
+        .wait_for("host-0007 not ready", |s| s["nodes_ready"] == 49)
+        .await?;
+    control(&sim, "POST", "/hosts/7/up").await?;
+    berth
+        .wait_for("host-0007 ready again", |s| s["nodes_ready"] == 50)
+        .await?;
     berth.terminate().await?;
     if took > Duration::from_secs(45) {
         bail!("500 replicas over 50 hosts took {took:?}");
