@@ -269,7 +269,9 @@ impl Proxy {
     /// tasks have finished. `apply` after that binds nothing.
     pub async fn run(&self, shutdown: CancellationToken) {
         let ctx = &self.inner.ctx;
-        let mut retry = tokio::time::interval(ctx.config.rebind_interval);
+        // `interval` refuses a zero period; a configured zero means "as often as is sane".
+        let period = ctx.config.rebind_interval.max(RETRY_SOON);
+        let mut retry = tokio::time::interval(period);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         retry.tick().await;
         loop {

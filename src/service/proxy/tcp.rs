@@ -120,7 +120,12 @@ async fn connection(
         endpoint: endpoint.counters.clone(),
     };
     let idle = ctx.config.tcp_idle_timeout;
-    let end = relay(&mut client, &mut backend, &meters, idle, &ctx.shutdown).await;
+    // The relay polls its shutdown future at every wake-up, and a pending `cancelled()` locks
+    // its token's waiter list each time: on the proxy's one token that would be a lock every
+    // connection on every thread contends for, per read. A child token per connection makes
+    // it a lock nobody else takes.
+    let shutdown = ctx.shutdown.child_token();
+    let end = relay(&mut client, &mut backend, &meters, idle, &shutdown).await;
     match end {
         End::Failed(e) => tracing::debug!("service proxy: {peer} ↔ {}: {e}", endpoint.addr),
         End::Idle => tracing::debug!("service proxy: {peer} ↔ {}: idle, closed", endpoint.addr),
