@@ -627,6 +627,35 @@ async fn a_udp_client_moves_to_a_listed_endpoint_as_soon_as_its_own_is_removed()
     p.stop().await
 }
 
+#[tokio::test]
+async fn udp_sessions_beyond_the_cap_are_dropped_until_one_expires() -> Result<()> {
+    let p = start(ProxyConfig {
+        max_udp_sessions: 1,
+        ..quick()
+    });
+    let backend = udp_echo("x", "127.0.0.1").await?;
+    let listen = at("127.0.0.6", 0);
+    let addr = p.apply(&[dns(listen, &[backend])], listen)?;
+    let (first, second) = (
+        UdpSocket::bind(at("127.0.0.31", 0)).await?,
+        UdpSocket::bind(at("127.0.0.32", 0)).await?,
+    );
+    first.connect(addr).await?;
+    second.connect(addr).await?;
+    assert_eq!(udp_round_trip(&first, "1").await?, "x:1");
+    second.send(b"2").await?;
+    eventually("the second client's datagram is refused", || {
+        p.counters(listen).over_limit == 1
+    })
+    .await?;
+    eventually("the first session expires", || {
+        p.counters(listen).active == 0
+    })
+    .await?;
+    assert_eq!(udp_round_trip(&second, "2").await?, "x:2");
+    p.stop().await
+}
+
 // ---------------------------------------------------------------------------------------------
 // Shutdown
 

@@ -34,6 +34,9 @@ use super::relay::idle_watch;
 /// The largest UDP payload over IPv4 is 65,507 bytes; a smaller buffer would truncate.
 const DATAGRAM: usize = 65_536;
 
+/// Ended sessions are swept at most this often, whatever the idle timeout.
+const SWEEP_MIN: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Starts relaying on `socket` until `stop`; sessions end with it.
 pub(super) fn spawn(
     ctx: &Context,
@@ -76,10 +79,18 @@ async fn receive_loop(
 ) {
     let mut sessions: HashMap<SocketAddr, Session> = HashMap::new();
     let mut buf = vec![0u8; DATAGRAM];
+    // Ended sessions still hold their socket here until swept: once per idle period, so a
+    // burst of one-off clients does not keep a file descriptor each for long.
+    let mut sweep = tokio::time::interval(ctx.config.udp_idle_timeout.max(SWEEP_MIN));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let received = tokio::select! {
             biased;
             () = stop.cancelled() => break,
+            _ = sweep.tick() => {
+                sessions.retain(|_, s| s.usable());
+                continue;
+            }
             r = socket.recv_from(&mut buf) => r,
         };
         let (n, client) = match received {
