@@ -469,10 +469,10 @@ async fn berths_docker_host_runs_a_two_container_pod_with_its_imported_holder() 
     let host = DockerHost::connect("host-0000", &sim.endpoint(0), None)?;
     assert_eq!(host.info().await?.cpus, 4);
     let duo = pod("duo", &["app", "sidecar"]);
-    let ids = host.create_pod(&duo, &[]).await?;
+    let ids = host.create_pod(&duo, &[], 1).await?;
     assert_eq!(ids.len(), 2);
     // Idempotent: the same ids, nothing new.
-    assert_eq!(host.create_pod(&duo, &[]).await?, ids);
+    assert_eq!(host.create_pod(&duo, &[], 1).await?, ids);
     let seen = host.list_managed().await?;
     assert_eq!(seen.len(), 3, "two containers and the holder: {seen:#?}");
     let holder = seen.iter().find(|c| c.holder).context("the holder")?;
