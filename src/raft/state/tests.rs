@@ -319,3 +319,95 @@ fn history_is_capped_oldest_first() {
     assert_eq!(s.history.len(), HISTORY_LIMIT);
     assert_eq!(s.history.front().unwrap().sha, "5");
 }
+
+/// A state whose commit `b` failed after `a` converged.
+fn failed_after_converged() -> ClusterState {
+    let mut s = ClusterState::new();
+    accept(&mut s, "a", manifests(1, "1"), 2);
+    s.apply(Command::Converged {
+        sha: "a".into(),
+        at: 3,
+    });
+    accept(&mut s, "b", manifests(1, "2"), 4);
+    s.apply(Command::Failed {
+        sha: "b".into(),
+        reasons: vec!["web-y: ErrImagePull: manifest unknown".into()],
+        at: 5,
+    });
+    s
+}
+
+#[test]
+fn a_rollback_as_changes_gives_the_state_of_a_whole_rollback() {
+    let s = failed_after_converged();
+    let to = Box::new(s.commit("a").unwrap().clone());
+    let mut whole = s.clone();
+    assert!(
+        whole
+            .apply(Command::Rollback {
+                failed: "b".into(),
+                to: to.clone(),
+                desired: manifests(1, "1"),
+                replicas: s.replicas.clone(),
+                pod_nodes: BTreeMap::new(),
+                at: 6,
+            })
+            .ok
+    );
+    let changes = DesiredChanges::between(&s, &manifests(1, "1"), &s.replicas, &s.pod_nodes);
+    assert_eq!(changes.base.as_deref(), Some("b"));
+    let rollback = Command::RollbackChanges {
+        failed: "b".into(),
+        to,
+        changes,
+        at: 6,
+    };
+    let mut changed = s.clone();
+    assert!(changed.apply(rollback.clone()).ok);
+    assert_eq!(changed, whole);
+    // Once applied, the same proposal is stale: `a` is desired now, not `b`.
+    assert!(!changed.apply(rollback).ok);
+    assert_eq!(changed, whole);
+}
+
+#[test]
+fn a_halted_rollout_keeps_its_reasons_within_the_caps() {
+    let mut s = ClusterState::new();
+    accept(&mut s, "a", manifests(1, "1"), 2);
+    s.apply(Command::RolloutState {
+        sha: "a".into(),
+        rc: "default/web".into(),
+        state: RolloutState::Halted {
+            reasons: vec!["x".repeat(100_000); 1_000],
+        },
+        at: 3,
+    });
+    let RolloutState::Halted { reasons } = &s.rollouts["default/web"].state else {
+        panic!("not halted");
+    };
+    assert_eq!(reasons.len(), MAX_ERRORS);
+    assert!(reasons.iter().all(|r| r.len() < MAX_TEXT_BYTES + 64));
+    assert_eq!(s.commit("a").unwrap().errors.len(), MAX_ERRORS);
+}
+
+#[test]
+fn a_recovery_is_recorded_and_the_state_takes_this_format() {
+    let mut s = ClusterState {
+        format: 2,
+        ..ClusterState::default()
+    };
+    for i in 0..MAX_RECOVERIES as u64 + 2 {
+        assert!(
+            s.apply(Command::Recovered {
+                member: 7,
+                from_members: vec![1, 2, 3],
+                last_index: i,
+                at: 9,
+            })
+            .ok
+        );
+    }
+    assert_eq!(s.format, STATE_FORMAT);
+    assert_eq!(s.recoveries.len(), MAX_RECOVERIES);
+    assert_eq!(s.recoveries[0].last_index, 2, "the oldest go first");
+}
