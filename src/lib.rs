@@ -18,6 +18,7 @@
 //!              docker::DockerHost::list_managed ──────┴─► reconcile::plan (pure) ─► execute
 //!                                                                                  (bollard)
 //!   api (axum, read-only) and cli (status/get/describe) read committed state + live view
+//!   service::proxy (in serve): cluster IPs, service address, node ports ─► ready pods
 //! ```
 //!
 //! One concept per module: [`manifest`] (model, parsing, validation), [`sync`] (Git),
@@ -38,5 +39,6 @@ pub mod raft;
 pub mod reconcile;
 pub mod rollout;
 pub mod scheduler;
+pub mod service;
 pub mod sync;
 pub mod webhook;

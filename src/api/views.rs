@@ -42,6 +42,9 @@ pub struct Status {
     pub branch: String,
     /// Raft progress: applied index, the leader's commit as last heard, how far behind.
     pub raft: crate::raft::Freshness,
+    /// Whether this member's flags match the cluster's settings, and which differ. A member
+    /// that disagrees neither leads nor acts.
+    pub settings: crate::controller::settings::SettingsView,
 }
 
 pub fn status(c: &Controller) -> Status {
@@ -72,6 +75,7 @@ pub fn status(c: &Controller) -> Status {
         repo: c.git.remote().to_string(),
         branch: c.config.branch.clone(),
         raft,
+        settings: c.settings_view(),
     }
 }
 

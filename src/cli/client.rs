@@ -185,6 +185,13 @@ pub async fn status(args: &StatusArgs) -> ExitCode {
                 s(raft, "last_applied"),
                 s(raft, "behind")
             );
+            if let Some(differs) = v["settings"]["differs"].as_array().filter(|d| !d.is_empty()) {
+                let names: Vec<String> = differs.iter().map(|d| s(d, "name")).collect();
+                say!(
+                    "SETTINGS:    this member's flags differ from the cluster's ({}): it does not lead or act; see `berth cluster settings`",
+                    names.join(", ")
+                );
+            }
             if v["stale"] == Value::Bool(true) {
                 say!("STALE:       this member has no quorum or has not heard from a leader: what it shows may be out of date");
             }

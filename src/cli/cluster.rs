@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::controller::error_chain;
-use crate::raft::{ClusterAdmin, ClusterTls, ClusterToken, Member};
+use crate::raft::{ClusterAdmin, ClusterTls, ClusterToken, Member, PeerClient};
 
 #[derive(Debug, clap::Args)]
 pub struct ClusterArgs {
@@ -58,6 +58,20 @@ pub enum ClusterCommand {
         /// The member's id.
         id: u64,
     },
+    /// The settings every member must share (hosts, policies, budgets): `show` compares the
+    /// cluster's with the contacted member's flags; `adopt` makes that member's flags the
+    /// cluster's (recorded with who and when). A member whose flags differ neither leads nor
+    /// acts: after changing flags on every member, adopt them from one.
+    Settings {
+        #[arg(value_enum, default_value = "show")]
+        action: SettingsAction,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SettingsAction {
+    Show,
+    Adopt,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -65,6 +79,18 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub async fn run(args: &ClusterArgs) -> ExitCode {
+    if let ClusterCommand::Settings { action } = &args.command {
+        return match settings(args, *action).await {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("berth cluster settings: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     match call(args).await {
         Ok(members) => {
             print!("{}", table(&members));
@@ -77,7 +103,8 @@ pub async fn run(args: &ClusterArgs) -> ExitCode {
     }
 }
 
-async fn call(args: &ClusterArgs) -> Result<Vec<Member>, String> {
+/// The token and TLS material the members were started with.
+fn credentials(args: &ClusterArgs) -> Result<(ClusterToken, Option<ClusterTls>), String> {
     let token = match &args.cluster_token_file {
         Some(f) => ClusterToken::from_file(f).map_err(|e| format!("--cluster-token-file: {e}"))?,
         None => {
@@ -90,12 +117,75 @@ async fn call(args: &ClusterArgs) -> Result<Vec<Member>, String> {
         Some(d) => Some(ClusterTls::from_dir(d).map_err(|e| format!("--cluster-tls-dir: {e}"))?),
         None => None,
     };
+    Ok((token, tls))
+}
+
+async fn settings(args: &ClusterArgs, action: SettingsAction) -> Result<String, String> {
+    use crate::controller::settings::{SettingsAnswer, ADOPT_PATH, SETTINGS_PATH};
+    let (token, tls) = credentials(args)?;
+    let client = PeerClient::new(token, tls.as_ref(), Duration::from_secs(5))
+        .map_err(|e| error_chain(&e))?;
+    let (method, path) = match action {
+        SettingsAction::Show => (reqwest::Method::GET, SETTINGS_PATH),
+        SettingsAction::Adopt => (reqwest::Method::POST, ADOPT_PATH),
+    };
+    let url = client.url(&args.member);
+    let answer = client
+        .request(method, &args.member, path)
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach member at {url}: {}", error_chain(&e)))?;
+    let status = answer.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(format!("member at {url} refused the cluster token (401)"));
+    }
+    if !status.is_success() {
+        let text = answer.text().await.unwrap_or_default();
+        return Err(format!("member at {url} answered {status}: {text}"));
+    }
+    let a: SettingsAnswer = answer
+        .json()
+        .await
+        .map_err(|e| format!("member at {url}: unreadable answer: {e}"))?;
+    let mut out = String::new();
+    if matches!(action, SettingsAction::Adopt) {
+        out.push_str(&format!("adopted the settings of member {}\n", a.member));
+    }
+    let width = a
+        .cluster
+        .keys()
+        .chain(a.here.keys())
+        .map(String::len)
+        .max()
+        .unwrap_or(0);
+    for (name, value) in &a.cluster {
+        out.push_str(&format!("{name:<width$}  {value}\n"));
+    }
+    if a.cluster.is_empty() {
+        out.push_str("no settings committed yet (the first leader proposes its own)\n");
+    }
+    for d in &a.differs {
+        out.push_str(&format!(
+            "DIFFERS on member {}: {}: cluster {:?}, member {:?}\n",
+            a.member,
+            d.name,
+            d.cluster.as_deref().unwrap_or("-"),
+            d.here.as_deref().unwrap_or("-")
+        ));
+    }
+    Ok(out)
+}
+
+async fn call(args: &ClusterArgs) -> Result<Vec<Member>, String> {
+    let (token, tls) = credentials(args)?;
     let admin =
         ClusterAdmin::new(args.member.clone(), token, tls.as_ref()).map_err(|e| error_chain(&e))?;
     let result = match &args.command {
         ClusterCommand::List => admin.list().await,
         ClusterCommand::Add { id, url, catch_up } => admin.add(*id, url.clone(), *catch_up).await,
         ClusterCommand::Remove { id } => admin.remove(*id).await,
+        ClusterCommand::Settings { .. } => unreachable!("handled in run"),
     };
     result.map_err(|e| error_chain(&e))
 }

@@ -24,6 +24,7 @@ mod pod_book;
 mod pod_status;
 mod pods;
 mod rollouts;
+pub mod settings;
 mod sync;
 mod triggers;
 
@@ -126,6 +127,9 @@ pub struct Controller {
     forward_now: Notify,
     /// Talks to the other members (forwarded webhooks), with the cluster token.
     peers: crate::raft::PeerClient,
+    /// This member's settings (from its flags), and whether they are the cluster's.
+    local_settings: crate::raft::state::SettingValues,
+    settings_agree: std::sync::atomic::AtomicBool,
 }
 
 impl Controller {
@@ -198,6 +202,7 @@ impl Controller {
         let probe_runner = runner.clone();
         let probes = Probes::new(move |pod| probe_runner.enqueue(Key::Pod(pod), Duration::ZERO));
         let index = raft.state().read(DesiredIndex::of);
+        let local_settings = settings::local_values(&config);
         Ok(Arc::new(Controller {
             config,
             raft,
@@ -214,6 +219,8 @@ impl Controller {
             pending_forward: Mutex::new(None),
             forward_now: Notify::new(),
             peers,
+            local_settings,
+            settings_agree: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -246,6 +253,8 @@ impl Controller {
         tasks.spawn(self.clone().sync_loop(shutdown.clone()));
         tasks.spawn(self.clone().progress_loop(shutdown.clone()));
         tasks.spawn(self.clone().forward_loop(shutdown.clone()));
+        tasks.spawn(self.clone().quorum_watch(shutdown.clone()));
+        tasks.spawn(self.clone().settings_loop(shutdown.clone()));
         tasks.spawn(
             self.runner
                 .clone()
@@ -260,7 +269,7 @@ impl Controller {
         let raft_routes = crate::raft::raft_router_with(
             &self.raft,
             self.config.cluster.token.clone(),
-            forward::routes(self.clone()),
+            forward::routes(self.clone()).merge(settings::routes(self.clone())),
         );
         match raft_listener {
             None => app = app.merge(raft_routes),
@@ -384,7 +393,7 @@ impl Controller {
                     }
                 }
             }
-            if !self.raft.is_leader() {
+            if !self.acting() {
                 continue;
             }
             // Said once per change, not once per poll: a remote down for an hour is one line.
@@ -487,8 +496,9 @@ impl Worker for Controller {
 
     async fn work(self: Arc<Self>, key: Key) -> Next {
         // Only the leader acts; a new leader looks at everything when it takes over. A leader
-        // waiting for its quorum to answer keeps the key: it may yet act on it.
-        if !self.raft.is_leader() {
+        // waiting for its quorum to answer (or for its settings to be the cluster's) keeps the
+        // key: it may yet act on it.
+        if !self.acting() {
             return if self.raft.leader_facts().raft_leader {
                 Next::after(self.config.cluster.heartbeat * 5)
             } else {

@@ -257,7 +257,7 @@ impl Controller {
         // Fencing: a leader that no quorum acknowledged lately, or that lost the lead while
         // this pod was planned, makes no Docker call. And no leader ever removes what a leader
         // of a newer term created: it is the stale one.
-        if !self.raft.is_leader() {
+        if !self.acting() {
             return Next::Idle;
         }
         let term = self.raft.current_term();

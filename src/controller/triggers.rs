@@ -134,6 +134,34 @@ impl Controller {
         }
     }
 
+    /// Says when this member, still leader as far as openraft knows, loses its quorum (and so
+    /// stops acting: see `RaftNode::is_leader`) and when the quorum answers again; on regaining
+    /// it, looks at everything, since keys were left alone meanwhile.
+    pub(super) async fn quorum_watch(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.config.cluster.heartbeat);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut fenced = false;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let facts = self.raft.leader_facts();
+            let now_fenced =
+                facts.raft_leader && !facts.may_act(self.config.cluster.election_timeout);
+            if now_fenced && !fenced {
+                tracing::warn!(
+                    term = facts.term,
+                    "no quorum has answered for an election timeout: stopped acting on the hosts until one does"
+                );
+            } else if fenced && !now_fenced && facts.raft_leader {
+                tracing::info!(term = facts.term, "the quorum answers again: acting");
+                self.enqueue_all();
+            }
+            fenced = now_fenced;
+        }
+    }
+
     /// Every `--resync`, looks at everything even without news: the last line of defence
     /// against a trigger lost anywhere.
     pub(super) async fn resync_loop(self: Arc<Self>, shutdown: CancellationToken) {
@@ -144,7 +172,7 @@ impl Controller {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            if self.raft.is_leader() {
+            if self.acting() {
                 self.enqueue_all();
                 let keep: HashSet<String> = self.all_pod_keys().into_iter().collect();
                 self.book.retain(|k| keep.contains(k));
@@ -189,7 +217,7 @@ impl Controller {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(PROGRESS_EVERY) => {}
             }
-            if self.raft.is_leader() {
+            if self.acting() {
                 self.flush_progress().await;
             }
         }

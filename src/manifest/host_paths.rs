@@ -24,6 +24,14 @@ impl HostPathPolicy {
         HostPathPolicy { allowed: None }
     }
 
+    /// The policy as one line: `anywhere`, or the allowed directories joined by `:`.
+    pub fn describe(&self) -> String {
+        match &self.allowed {
+            None => "anywhere".to_string(),
+            Some(dirs) => dirs.join(":"),
+        }
+    }
+
     /// Only paths under these directories. Each must be absolute.
     pub fn only(prefixes: &[String]) -> Result<HostPathPolicy, String> {
         let mut allowed = Vec::new();

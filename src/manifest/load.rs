@@ -85,9 +85,11 @@ fn load_file(file: &SourceFile, objects: &mut Vec<Object>, problems: &mut Vec<Pr
     if file.path.ends_with(".json") {
         // serde_json's messages are the clearer ones for JSON syntax.
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            // serde_json says column 0 at the start of a line (nothing read on it yet, as at
+            // the end of a file ending in a newline); berth's columns start at 1.
             let pos = yaml::Pos {
                 line: e.line() as u32,
-                col: e.column() as u32,
+                col: (e.column() as u32).max(1),
             };
             problems.push(Problem::new(
                 &file.path,
@@ -282,5 +284,12 @@ mod tests {
         .unwrap_err();
         assert_eq!(problems[0].line, Some(3));
         assert!(problems[0].message.starts_with("JSON syntax"));
+    }
+
+    #[test]
+    fn a_json_error_at_the_start_of_a_line_is_at_column_one() {
+        // Found by the fuzzer: serde_json gives column 0 there.
+        let problems = load_files(&[file("x.json", "\r\n")], &Limits::default()).unwrap_err();
+        assert_eq!((problems[0].line, problems[0].column), (Some(2), Some(1)));
     }
 }

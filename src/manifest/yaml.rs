@@ -89,14 +89,17 @@ pub struct SyntaxError {
 /// thousand nodes. The parser is driven event by event here rather than through its recursive
 /// `load`, so deep nesting cannot exhaust the stack either.
 pub fn parse(text: &str) -> Result<Vec<Option<Node>>, Vec<SyntaxError>> {
-    let mut builder = Builder::default();
+    let mut builder = Builder {
+        end: end_of(text),
+        ..Builder::default()
+    };
     let mut parser = Parser::new_from_str(text);
     loop {
         let (event, mark) = match parser.next_token() {
             Ok(next) => next,
             Err(e) => {
                 return Err(vec![SyntaxError {
-                    pos: (*e.marker()).into(),
+                    pos: builder.within((*e.marker()).into()),
                     message: format!("YAML syntax: {}", e.info()),
                 }])
             }
@@ -112,6 +115,18 @@ pub fn parse(text: &str) -> Result<Vec<Option<Node>>, Vec<SyntaxError>> {
         Ok(builder.docs)
     } else {
         Err(builder.errors)
+    }
+}
+
+/// Where the text ends: its last line, and the column after its last character.
+fn end_of(text: &str) -> Pos {
+    // Line breaks as yaml-rust2 counts them: `\r\n`, `\n` or a lone `\r`.
+    let breaks =
+        text.matches('\n').count() + text.matches('\r').count() - text.matches("\r\n").count();
+    let last = text.rsplit(['\n', '\r']).next().unwrap_or("");
+    Pos {
+        line: breaks as u32 + 1,
+        col: last.chars().count() as u32 + 1,
     }
 }
 
@@ -176,11 +191,46 @@ struct Builder {
     written: usize,
     /// Nodes added by expanding aliases so far.
     expanded: usize,
+    /// Where the text ends (see `within`).
+    end: Pos,
 }
 
 impl Builder {
-    fn push_value(&mut self, node: Node, anchor: usize, size: usize) {
+    /// `pos`, or the end of the text if `pos` lies past its last line. yaml-rust2 ends the
+    /// last line before it ends the stream, so what it finds at the very end (an unclosed key,
+    /// the empty value of a final `-` or `key:`) is placed on a line after the last, which no
+    /// editor can show.
+    fn within(&self, pos: Pos) -> Pos {
+        if pos.line > self.end.line {
+            self.end
+        } else {
+            pos
+        }
+    }
+
+    /// Counts `size` nodes about to be copied against the alias budget, before they are.
+    fn copying(&mut self, size: usize, pos: Pos) -> Result<(), SyntaxError> {
+        self.expanded += size;
+        let budget = ALIAS_ALLOWANCE + ALIAS_RATIO * self.written;
+        if self.expanded > budget {
+            return Err(SyntaxError {
+                pos,
+                message: format!(
+                    "anchors and aliases copy more than {budget} nodes ({ALIAS_RATIO}x the {} written, plus {ALIAS_ALLOWANCE}): over the alias expansion limit for manifests",
+                    self.written
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds a finished node to its parent, keeping a copy if it is anchored. The copy counts
+    /// against the alias budget like an alias does: anchors nested 60 deep around a long list
+    /// would otherwise copy it 60 times, about 1,400 bytes of heap per byte of YAML (found
+    /// while calibrating the fuzzer's memory bound).
+    fn push_value(&mut self, node: Node, anchor: usize, size: usize) -> Result<(), SyntaxError> {
         if anchor != 0 {
+            self.copying(size, node.pos)?;
             self.anchors.insert(anchor, (node.clone(), size));
         }
         match self.stack.last_mut() {
@@ -207,6 +257,7 @@ impl Builder {
                 }
             }
         }
+        Ok(())
     }
 
     fn check_duplicate_keys(&mut self, node: &Node) {
@@ -241,7 +292,7 @@ impl Builder {
 
     /// Handles one parser event. An `Err` is a budget exceeded: parsing stops there.
     fn on_event(&mut self, ev: Event, mark: Marker) -> Result<(), SyntaxError> {
-        let pos = Pos::from(mark);
+        let pos = self.within(Pos::from(mark));
         match ev {
             Event::DocumentStart => {
                 self.in_doc = true;
@@ -271,14 +322,14 @@ impl Builder {
                     },
                     anchor,
                     1,
-                );
+                )?;
             }
             Event::SequenceStart(anchor, _) => self.open(Value::Seq(Vec::new()), pos, anchor)?,
             Event::MappingStart(anchor, _) => self.open(Value::Map(Vec::new()), pos, anchor)?,
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some((node, anchor, size)) = self.stack.pop() {
                     self.check_duplicate_keys(&node);
-                    self.push_value(node, anchor, size);
+                    self.push_value(node, anchor, size)?;
                 }
             }
             Event::Alias(id) => {
@@ -291,20 +342,10 @@ impl Builder {
                     return Ok(());
                 };
                 // Checked before anything is copied: a bomb never grows past the budget.
-                self.expanded += size;
-                let budget = ALIAS_ALLOWANCE + ALIAS_RATIO * self.written;
-                if self.expanded > budget {
-                    return Err(SyntaxError {
-                        pos,
-                        message: format!(
-                            "aliases expand to more than {budget} nodes ({ALIAS_RATIO}x the {} written, plus {ALIAS_ALLOWANCE}): over the alias expansion limit for manifests",
-                            self.written
-                        ),
-                    });
-                }
+                self.copying(size, pos)?;
                 let mut node = self.anchors[&id].0.clone();
                 node.pos = pos;
-                self.push_value(node, 0, size);
+                self.push_value(node, 0, size)?;
             }
             Event::StreamStart | Event::StreamEnd | Event::Nothing => {}
         }
@@ -333,6 +374,21 @@ mod tests {
             errs[0].message.contains("over the alias expansion limit"),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn nested_anchors_count_their_copies_against_the_alias_budget() {
+        // Each anchored level keeps its own copy of everything under it: 60 levels around a
+        // list of 100,000 items would hold 6 million nodes with no alias in sight.
+        let items = vec!["x"; 100_000].join(",");
+        let text = format!("{}{items}{}", "&a [".repeat(60), "]".repeat(60));
+        let errs = parse(&text).unwrap_err();
+        assert!(
+            errs[0].message.contains("over the alias expansion limit"),
+            "{errs:?}"
+        );
+        // A few anchors around a document stay well within the budget.
+        assert!(parse(&format!("x: &b [&c [{items}]]\nz: *b\n")).is_ok());
     }
 
     #[test]
@@ -419,6 +475,26 @@ mod tests {
         let errs = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
         assert_eq!(errs[0].pos.line, 3);
         assert!(errs[0].message.contains("duplicate key \"a\""));
+    }
+
+    #[test]
+    fn an_error_at_the_end_of_the_text_points_into_its_last_line() {
+        // Found by the fuzzer: yaml-rust2 placed this on line 4 of a three-line file.
+        let errs = parse("spec:\n  a: b\n  port").unwrap_err();
+        assert_eq!(errs[0].pos, Pos { line: 3, col: 7 }, "{errs:?}");
+        let errs = parse("a: [1,\r\n2").unwrap_err();
+        assert_eq!(errs[0].pos.line, 2, "{errs:?}");
+        let errs = parse("a: [1,\r2").unwrap_err();
+        assert_eq!(errs[0].pos.line, 2, "{errs:?}");
+        // Also found by the fuzzer: the empty value of a final `-` was on the line after.
+        let docs = parse("ports:\n  -").unwrap();
+        let Value::Map(entries) = &docs[0].as_ref().unwrap().value else {
+            panic!()
+        };
+        let Value::Seq(items) = &entries[0].1.value else {
+            panic!()
+        };
+        assert_eq!(items[0].pos, Pos { line: 2, col: 4 });
     }
 
     #[test]

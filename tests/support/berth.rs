@@ -200,7 +200,7 @@ impl Berth {
             args.push(n.clone());
         }
         // A flag given in `extra` replaces the default above.
-        for flag in ["--poll", "--resync"] {
+        for flag in ["--poll", "--resync", "--listen"] {
             if extra.contains(&flag) {
                 if let Some(i) = args.iter().position(|a| a == flag) {
                     args.drain(i..i + 2);
@@ -388,6 +388,12 @@ impl Berth {
 
     /// Starts the same command again (same data dir), on a new port.
     pub async fn restart(&mut self) -> Result<()> {
+        self.spawn().await
+    }
+
+    /// Starts it again with `extra` flags added for good (as an operator editing its flags).
+    pub async fn restart_with(&mut self, extra: &[&str]) -> Result<()> {
+        self.args.extend(extra.iter().map(|a| a.to_string()));
         self.spawn().await
     }
 }

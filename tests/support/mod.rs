@@ -8,6 +8,7 @@
 //!   host on a LAN: addresses, veth, routes, and the machine-wide slots they come from.
 //! - [`registry`]: a private Docker registry with basic auth, that every private engine
 //!   reaches; helpers to push the test image into it and pull it back with credentials.
+//! - [`cluster`]: several `berth serve` processes forming one controller cluster.
 //! - [`leftovers`]: what a stopped or killed private dockerd leaves, and clearing it.
 //! - [`cmd`]: running the machine's tools (`ip`, `kill`, ...) from these helpers.
 //!
@@ -17,6 +18,7 @@
 
 pub mod apps;
 pub mod berth;
+pub mod cluster;
 pub mod cmd;
 pub mod engines;
 pub mod leftovers;

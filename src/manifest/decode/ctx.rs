@@ -341,6 +341,8 @@ impl<'n> Fields<'n> {
     /// Reports every field that was not taken: a typo (with a suggestion) or a Kubernetes field
     /// berth does not support.
     pub fn finish(self, ctx: &mut Ctx) {
+        // The fields asked for, lowercased once for all the unknown keys, if there are any.
+        let mut lowered: Option<Vec<(&'static str, Vec<char>)>> = None;
         for (k, _, used) in &self.entries {
             if *used {
                 continue;
@@ -357,11 +359,13 @@ impl<'n> Fields<'n> {
                 ctx.error(k, &path, "this Kubernetes field is not supported by berth");
                 continue;
             }
-            let hint = self
-                .asked
-                .iter()
-                .filter(|a| edit_distance(a, key) <= 2)
-                .min_by_key(|a| edit_distance(a, key))
+            let asked = lowered.get_or_insert_with(|| {
+                self.asked
+                    .iter()
+                    .map(|a| (*a, a.to_lowercase().chars().collect()))
+                    .collect()
+            });
+            let hint = suggestion(asked, key)
                 .map(|a| format!(" (did you mean {a:?}?)"))
                 .unwrap_or_default();
             ctx.error(k, &path, format!("unknown field{hint}"));
@@ -369,25 +373,72 @@ impl<'n> Fields<'n> {
     }
 }
 
-/// Levenshtein distance, case-insensitive (so `containerport` suggests `containerPort`).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.to_lowercase().chars().collect();
-    let b: Vec<char> = b.to_lowercase().chars().collect();
+/// The asked field nearest to `key`, if at most two edits away (the first of equals).
+/// `asked` holds each field with its lowercased characters.
+///
+/// A mapping may hold tens of thousands of unknown keys, each compared with every field asked
+/// for (about thirty in a volume): computing every distance in full took seconds per
+/// megabyte. The distance is at least the difference in length, so most pairs need no table,
+/// and a table is left as soon as a row is over two.
+fn suggestion(asked: &[(&'static str, Vec<char>)], key: &str) -> Option<&'static str> {
+    let key: Vec<char> = key.to_lowercase().chars().collect();
+    let mut best: Option<(usize, &'static str)> = None;
+    for (name, lower) in asked {
+        if lower.len().abs_diff(key.len()) > 2 {
+            continue;
+        }
+        if let Some(d) = distance(lower, &key, 2) {
+            if best.is_none_or(|(b, _)| d < b) {
+                best = Some((d, name));
+            }
+        }
+    }
+    best.map(|(_, name)| name)
+}
+
+/// Levenshtein distance, or `None` when it is over `max`.
+fn distance(a: &[char], b: &[char], max: usize) -> Option<usize> {
     let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = Vec::with_capacity(b.len() + 1);
     for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1];
+        cur.clear();
+        cur.push(i + 1);
         for (j, cb) in b.iter().enumerate() {
             let sub = prev[j] + usize::from(ca != cb);
             cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
         }
-        prev = cur;
+        // No later row has a smaller value than this row's smallest.
+        if cur.iter().min().is_some_and(|&m| m > max) {
+            return None;
+        }
+        std::mem::swap(&mut prev, &mut cur);
     }
-    prev[b.len()]
+    Some(prev[b.len()]).filter(|&d| d <= max)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Levenshtein distance, case-insensitive (so `containerport` suggests `containerPort`).
+    fn edit_distance(a: &str, b: &str) -> usize {
+        let lower = |s: &str| s.to_lowercase().chars().collect::<Vec<_>>();
+        distance(&lower(a), &lower(b), usize::MAX).unwrap_or(usize::MAX)
+    }
+
+    #[test]
+    fn a_near_miss_suggests_the_nearest_field_asked_for() {
+        let asked: Vec<(&str, Vec<char>)> = ["containers", "volumes", "containerPort", "name"]
+            .iter()
+            .map(|a| (*a, a.to_lowercase().chars().collect()))
+            .collect();
+        let asked = asked.as_slice();
+        assert_eq!(suggestion(asked, "containerport"), Some("containerPort"));
+        assert_eq!(suggestion(asked, "volume"), Some("volumes"));
+        assert_eq!(suggestion(asked, "nmae"), Some("name"));
+        assert_eq!(suggestion(asked, "image"), None);
+        assert_eq!(suggestion(asked, &"k".repeat(100_000)), None);
+    }
 
     #[test]
     fn edit_distance_counts_single_edits() {

@@ -8,6 +8,8 @@ mod ctx;
 mod pod;
 mod probe;
 
+use std::collections::HashSet;
+
 pub use ctx::Ctx;
 
 use ctx::{field, index, Fields};
@@ -377,6 +379,8 @@ fn service_ports(ctx: &mut Ctx, node: &Node, path: &str) -> Vec<ServicePort> {
         ctx.error(node, path, "a Service needs at least one port");
     }
     let mut out: Vec<ServicePort> = Vec::new();
+    // The ports in `out`, as a set so that a long list is not quadratic.
+    let mut seen: HashSet<(u16, Protocol)> = HashSet::new();
     for (i, item) in items.iter().enumerate() {
         let p = index(path, i);
         let Some(mut f) = ctx.map(item, &p) else {
@@ -413,7 +417,7 @@ fn service_ports(ctx: &mut Ctx, node: &Node, path: &str) -> Vec<ServicePort> {
                 "every port needs a name when a Service has several",
             );
         }
-        if out.iter().any(|o| o.port == port && o.protocol == protocol) {
+        if !seen.insert((port, protocol)) {
             ctx.error(
                 item,
                 &field(&p, "port"),

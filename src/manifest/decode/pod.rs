@@ -88,6 +88,9 @@ pub fn pod_spec(ctx: &mut Ctx, node: &Node, path: &str) -> Option<PodSpec> {
 
 fn volumes(ctx: &mut Ctx, node: &Node, path: &str) -> Vec<Volume> {
     let mut out: Vec<Volume> = Vec::new();
+    // Duplicates are looked up in a set, not in `out`: a list of many volumes must not cost
+    // the square of its length (the fuzzer's long lists found that for containers).
+    let mut names: HashSet<String> = HashSet::new();
     for (i, item) in ctx.seq(node, path).iter().enumerate() {
         let p = index(path, i);
         let Some(mut f) = ctx.map(item, &p) else {
@@ -99,7 +102,7 @@ fn volumes(ctx: &mut Ctx, node: &Node, path: &str) -> Vec<Volume> {
             if let Err(e) = names::dns1123_label(n) {
                 ctx.error(item, &f.path_of("name"), e);
             }
-            if out.iter().any(|v| &v.name == n) {
+            if !names.insert(n.clone()) {
                 ctx.error(
                     item,
                     &f.path_of("name"),
@@ -158,13 +161,15 @@ fn containers(ctx: &mut Ctx, node: &Node, path: &str, volumes: &HashSet<&str>) -
         ctx.error(node, path, "a pod needs at least one container");
     }
     let mut out: Vec<Container> = Vec::new();
+    // A set, not a scan of `out`: 20,000 containers took seconds (found by the fuzzer).
+    let mut names: HashSet<String> = HashSet::new();
     let mut host_ports: HashMap<(u16, Protocol, String), String> = HashMap::new();
     for (i, item) in items.iter().enumerate() {
         let p = index(path, i);
         let Some(c) = container(ctx, item, &p, volumes) else {
             continue;
         };
-        if out.iter().any(|o| o.name == c.name) {
+        if !names.insert(c.name.clone()) {
             ctx.error(
                 item,
                 &field(&p, "name"),
@@ -311,6 +316,8 @@ pub fn protocol(ctx: &mut Ctx, f: &mut Fields, key: &'static str) -> Protocol {
 
 fn ports(ctx: &mut Ctx, node: &Node, path: &str) -> Vec<ContainerPort> {
     let mut out: Vec<ContainerPort> = Vec::new();
+    // Names of the ports in `out`, kept as a set so that a long list is not quadratic.
+    let mut names: HashSet<String> = HashSet::new();
     for (i, item) in ctx.seq(node, path).iter().enumerate() {
         let p = index(path, i);
         let Some(mut f) = ctx.map(item, &p) else {
@@ -321,7 +328,7 @@ fn ports(ctx: &mut Ctx, node: &Node, path: &str) -> Vec<ContainerPort> {
             let s = ctx.string(n, &np)?;
             if let Err(e) = names::port_name(&s) {
                 ctx.error(n, &np, e);
-            } else if out.iter().any(|o| o.name.as_deref() == Some(&s)) {
+            } else if names.contains(&s) {
                 ctx.error(n, &np, format!("duplicate port name {s:?}"));
             }
             Some(s)
@@ -352,6 +359,7 @@ fn ports(ctx: &mut Ctx, node: &Node, path: &str) -> Vec<ContainerPort> {
         let protocol = protocol(ctx, &mut f, "protocol");
         f.finish(ctx);
         if let Some(container_port) = container_port {
+            names.extend(name.clone());
             out.push(ContainerPort {
                 name,
                 container_port,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::changes::DesiredChanges;
 use super::history::CommitRecord;
+use super::settings::SettingValues;
 use super::workload::{Replica, RolloutState};
 use super::{Millis, ObjectKey};
 use crate::manifest::Manifests;
@@ -119,6 +120,13 @@ pub enum Command {
         from_members: Vec<u64>,
         /// The last log index of the old cluster included in this state.
         last_index: u64,
+        at: Millis,
+    },
+    /// The cluster adopts member `by`'s settings (the first leader's at bootstrap, later by
+    /// `berth cluster settings adopt`).
+    Settings {
+        values: SettingValues,
+        by: u64,
         at: Millis,
     },
 }

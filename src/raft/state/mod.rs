@@ -12,7 +12,8 @@
 //! hold. Entries carry changes, not whole states (`changes`).
 //!
 //! Files: `command` (what a leader proposes), `history` (commit records and the outcome
-//! schema), `records` (the history within its budget), `changes` (a desired state as changes
+//! schema), `records` (the history within its budget), `settings` (what every member
+//! must agree on), `changes` (a desired state as changes
 //! from the current one), `workload` (replicas, revisions, rollouts), `accept` (accepts,
 //! rollbacks, replicas and rollouts applied), this file (the state and `apply`).
 
@@ -21,6 +22,7 @@ pub mod changes;
 mod command;
 mod history;
 pub mod records;
+mod settings;
 mod workload;
 
 pub use changes::{DesiredChanges, Kind, ManifestChanges, Moved, ObjectRef};
@@ -30,6 +32,7 @@ pub use history::{
     MAX_TEXT_BYTES, PLAN_DROPPED,
 };
 pub use records::{History, HISTORY_BYTES, HISTORY_LIMIT};
+pub use settings::{differing, SettingValues, Settings, SettingsChange};
 pub use workload::{Replica, Rollout, RolloutState};
 
 use std::collections::BTreeMap;
@@ -85,6 +88,9 @@ pub struct ClusterState {
     pub rollouts: BTreeMap<ObjectKey, Rollout>,
     /// Host of each bare Pod.
     pub pod_nodes: BTreeMap<ObjectKey, String>,
+    /// The settings every member must share (see `settings.rs`).
+    #[serde(default)]
+    pub settings: Settings,
     /// Each time `berth cluster recover` carried this state into a new cluster, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recoveries: Vec<Recovery>,
@@ -265,6 +271,10 @@ impl ClusterState {
                 });
                 let over = self.recoveries.len().saturating_sub(MAX_RECOVERIES);
                 self.recoveries.drain(..over);
+                true
+            }
+            Command::Settings { values, by, at } => {
+                self.settings.adopt(values, by, at);
                 true
             }
         };
