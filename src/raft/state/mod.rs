@@ -32,7 +32,7 @@ pub use history::{
     MAX_TEXT_BYTES, PLAN_DROPPED,
 };
 pub use records::{History, HISTORY_BYTES, HISTORY_LIMIT};
-pub use settings::{differing, SettingValues, Settings, SettingsChange};
+pub use settings::{differing, SettingValues, Settings, SettingsChange, HISTORY_SIZE};
 pub use workload::{Replica, Rollout, RolloutState};
 
 use std::collections::BTreeMap;
@@ -152,6 +152,10 @@ impl ClusterState {
 
     pub fn apply(&mut self, cmd: Command) -> Response {
         self.format = self.format.max(STATE_FORMAT);
+        // The budget is a cluster-wide setting: taken from the replicated settings before every
+        // command, so every member keeps the same records (a loaded history has the default
+        // until then, and drops nothing before its next change).
+        self.history.set_budget(self.settings.history_budget());
         let ok = match cmd {
             Command::Seen { commits } => {
                 self.seen(commits);

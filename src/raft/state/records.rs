@@ -90,8 +90,7 @@ impl History {
     }
 
     /// Changes the budget; it applies from the next change.
-    #[cfg(test)]
-    fn set_budget(&mut self, budget: Budget) {
+    pub fn set_budget(&mut self, budget: Budget) {
         self.budget = budget;
     }
 
