@@ -253,3 +253,118 @@ fn replica_lists_and_pod_hosts_travel_only_when_they_differ() {
     let (_, r, p) = c.resolve(&s).expect("applies");
     assert_eq!((r, p), (replicas, pod_nodes));
 }
+
+/// Properties over random sequences of trees: accepting each as changes gives, step by step,
+/// the state that accepting it whole gives; replaying the commands from the start gives the
+/// same state; and so does a snapshot (the state's JSON) taken midway plus the commands after.
+mod equivalence {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// RCs `web-<i>` present (with their image version) or absent, and comment lines above
+    /// them (which move every object's origin).
+    type Shape = (Vec<Option<u32>>, usize);
+
+    fn shape() -> impl Strategy<Value = Shape> {
+        (
+            prop::collection::vec(prop::option::of(0u32..3), 8),
+            0usize..3,
+        )
+    }
+
+    fn tree_of_shape((versions, padding): &Shape) -> Manifests {
+        let mut m = tree_of(
+            versions
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.is_some())
+                .map(|(i, _)| i),
+            |i| versions[i].unwrap_or(0),
+        );
+        for rc in &mut m.replication_controllers {
+            rc.origin.line += *padding as u32;
+        }
+        // Listed in reverse: the order a proposer lists objects in must not matter.
+        m.replication_controllers.reverse();
+        m
+    }
+
+    /// The commands of one step: the head seen, then accepted (as changes or whole).
+    fn step(s: &ClusterState, i: usize, m: &Manifests, as_changes: bool) -> Vec<Command> {
+        let sha = format!("c{i}");
+        let mut next = s.clone();
+        next.apply(Command::Seen {
+            commits: vec![record(&sha)],
+        });
+        let replicas = replicas(m);
+        let pod_nodes: BTreeMap<ObjectKey, String> =
+            [("default/solo".to_string(), format!("host-{}", i % 2))].into();
+        let accept = if as_changes {
+            Command::AcceptChanges {
+                sha: sha.clone(),
+                changes: DesiredChanges::between(&next, m, &replicas, &pod_nodes),
+                unchanged: false,
+                at: i as u64,
+            }
+        } else {
+            Command::Accept {
+                sha: sha.clone(),
+                desired: m.clone(),
+                replicas,
+                pod_nodes,
+                unchanged: false,
+                at: i as u64,
+            }
+        };
+        vec![
+            Command::Seen {
+                commits: vec![record(&sha)],
+            },
+            accept,
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        #[test]
+        fn changes_replay_and_snapshots_give_the_same_state(
+            shapes in prop::collection::vec(shape(), 1..6),
+            cut in 0usize..6,
+        ) {
+            let mut changed = ClusterState::new();
+            let mut whole = ClusterState::new();
+            let mut log = Vec::new();
+            let mut snapshot = None;
+            for (i, shape) in shapes.iter().enumerate() {
+                if i == cut {
+                    snapshot = Some((serde_json::to_vec(&changed).unwrap(), log.len()));
+                }
+                let m = tree_of_shape(shape);
+                for cmd in step(&changed, i, &m, true) {
+                    prop_assert!(changed.apply(cmd.clone()).ok);
+                    log.push(cmd);
+                }
+                for cmd in step(&whole, i, &m, false) {
+                    prop_assert!(whole.apply(cmd).ok);
+                }
+                prop_assert_eq!(&changed, &whole);
+            }
+            // Replay from nothing, through each command's JSON as the log stores it.
+            let mut replayed = ClusterState::new();
+            for cmd in &log {
+                let cmd: Command = serde_json::from_slice(&serde_json::to_vec(cmd).unwrap()).unwrap();
+                prop_assert!(replayed.apply(cmd).ok);
+            }
+            prop_assert_eq!(&replayed, &changed);
+            // A snapshot taken midway, then the commands after it.
+            if let Some((bytes, from)) = snapshot {
+                let mut installed: ClusterState = serde_json::from_slice(&bytes).unwrap();
+                for cmd in &log[from..] {
+                    prop_assert!(installed.apply(cmd.clone()).ok);
+                }
+                prop_assert_eq!(&installed, &changed);
+            }
+        }
+    }
+}

@@ -221,3 +221,95 @@ fn fifty_thousand_ordinary_records_fit_the_budget() {
     assert!(h.estimated_bytes() < HISTORY_BYTES);
     assert!(h.iter().all(|r| r.plan.len() == 8), "no plan dropped");
 }
+
+/// Properties of the budget over random pushes and updates.
+mod budget_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// A new record with this many plan lines, finished or still applying.
+        Push { plan: usize, done: bool },
+        /// Plan lines noted on the record `back` places from the newest.
+        Note { back: usize, lines: usize },
+        /// The record `back` places from the newest finishes.
+        Finish { back: usize },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0usize..60, any::<bool>()).prop_map(|(plan, done)| Op::Push { plan, done }),
+            (0usize..8, 0usize..40).prop_map(|(back, lines)| Op::Note { back, lines }),
+            (0usize..8).prop_map(|back| Op::Finish { back }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_budget_holds_oldest_go_first_and_a_loaded_copy_decides_alike(
+            ops in prop::collection::vec(op(), 1..80),
+            records in 3usize..30,
+            bytes in 1_000u64..20_000,
+        ) {
+            let limits = Budget { records, bytes };
+            let mut h = History::with_budget(limits);
+            let mut pushed: Vec<String> = Vec::new();
+            // A copy reloaded from its JSON halfway, as a snapshot install would.
+            let mut copy: Option<History> = None;
+            for (n, op) in ops.iter().enumerate() {
+                if n == ops.len() / 2 {
+                    let mut c: History =
+                        serde_json::from_slice(&serde_json::to_vec(&h).unwrap()).unwrap();
+                    c.set_budget(limits);
+                    copy = Some(c);
+                }
+                let sha = format!("s{n}");
+                let apply = |h: &mut History| match op {
+                    Op::Push { plan, done } => {
+                        let outcome = if *done { Outcome::Applied } else { Outcome::Applying };
+                        h.push(record(&sha, outcome, *plan));
+                    }
+                    Op::Note { back, lines } => {
+                        if let Some(target) = h.iter().rev().nth(*back).map(|r| r.sha.clone()) {
+                            let lines = (0..*lines).map(|i| format!("step {n}-{i}")).collect();
+                            h.update(&target, |r| r.note(lines));
+                        }
+                    }
+                    Op::Finish { back } => {
+                        if let Some(target) = h.iter().rev().nth(*back).map(|r| r.sha.clone()) {
+                            h.update(&target, |r| r.outcome = Outcome::Applied);
+                        }
+                    }
+                };
+                apply(&mut h);
+                if let Some(c) = copy.as_mut() {
+                    apply(c);
+                }
+                if matches!(op, Op::Push { .. }) {
+                    pushed.push(sha);
+                }
+                // The running estimate is the sum of the records' own.
+                prop_assert_eq!(h.estimated_bytes(), sum(&h));
+                // Within the count, and within the bytes unless only the newest is left.
+                prop_assert!(h.len() <= records);
+                prop_assert!(h.estimated_bytes() <= bytes || h.len() == 1);
+                // What is left is the newest records, in order: only the oldest were dropped.
+                let left: Vec<&str> = shas(&h);
+                let tail: Vec<&str> = pushed[pushed.len() - left.len()..].iter().map(String::as_str).collect();
+                prop_assert_eq!(left, tail);
+                // A plan is only ever dropped from a finished record, with the marker.
+                for r in h.iter() {
+                    if r.plan == [PLAN_DROPPED] {
+                        prop_assert!(r.outcome.is_final());
+                    }
+                }
+            }
+            if let Some(c) = copy {
+                prop_assert_eq!(&c, &h);
+            }
+        }
+    }
+}
