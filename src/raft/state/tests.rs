@@ -411,3 +411,51 @@ fn a_recovery_is_recorded_and_the_state_takes_this_format() {
     assert_eq!(s.recoveries.len(), MAX_RECOVERIES);
     assert_eq!(s.recoveries[0].last_index, 2, "the oldest go first");
 }
+
+#[test]
+fn the_history_budget_is_the_clusters_setting() {
+    let mut s = ClusterState::new();
+    let mut plan_record = |sha: &str| {
+        let mut r = record(sha);
+        r.outcome = Outcome::Applied;
+        r.plan = (0..100)
+            .map(|i| format!("add default/{sha}-{i} on h"))
+            .collect();
+        r
+    };
+    let commits: Vec<CommitRecord> = (0..50).map(|i| plan_record(&format!("c{i}"))).collect();
+    s.apply(Command::Seen { commits });
+    assert!(
+        s.history.iter().all(|r| r.plan.len() == 100),
+        "the default holds them"
+    );
+    let values: SettingValues = [(HISTORY_SIZE.to_string(), "20000".to_string())].into();
+    s.apply(Command::Settings {
+        values,
+        by: 1,
+        at: 5,
+    });
+    s.apply(Command::Seen {
+        commits: vec![plan_record("next")],
+    });
+    assert!(s.history.estimated_bytes() <= 20_000);
+    assert!(s.history.iter().any(|r| r.plan == [PLAN_DROPPED]));
+    assert_eq!(s.history.back().unwrap().sha, "next");
+}
+
+#[test]
+fn a_state_from_before_formats_and_budgets_loads() {
+    // The JSON an older berth wrote: no format, no settings, no recoveries, history a list.
+    let mut s = ClusterState::new();
+    s.apply(Command::Seen {
+        commits: vec![record("a")],
+    });
+    let mut old = serde_json::to_value(&s).unwrap();
+    let o = old.as_object_mut().unwrap();
+    for field in ["format", "settings", "recoveries", "rollouts", "templates"] {
+        o.remove(field);
+    }
+    let loaded: ClusterState = serde_json::from_value(old).unwrap();
+    assert_eq!(loaded.format, 0);
+    assert_eq!(loaded.history, s.history);
+}
