@@ -415,7 +415,7 @@ fn a_recovery_is_recorded_and_the_state_takes_this_format() {
 #[test]
 fn the_history_budget_is_the_clusters_setting() {
     let mut s = ClusterState::new();
-    let mut plan_record = |sha: &str| {
+    let plan_record = |sha: &str| {
         let mut r = record(sha);
         r.outcome = Outcome::Applied;
         r.plan = (0..100)
