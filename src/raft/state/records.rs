@@ -26,13 +26,15 @@ use super::history::CommitRecord;
 /// How many commits of history are kept before the oldest are dropped.
 pub const HISTORY_LIMIT: usize = 50_000;
 
-/// Estimated bytes of history kept (see [`CommitRecord::estimated_bytes`]). 64 MiB: the 50,000
-/// records of [`HISTORY_LIMIT`] at about 1 KiB each (a message, a few errors, some plan lines)
-/// fit, while the state a snapshot serialises, every member holds and a joining member downloads
+/// Estimated bytes of history kept by default (see [`CommitRecord::estimated_bytes`]); the
+/// cluster-wide setting `history-size` (`berth serve --history-size`) replaces it. 64 MiB: the
+/// 50,000 records of [`HISTORY_LIMIT`] at about 1 KiB each (a message, a few errors, some plan
+/// lines) fit, while the state a snapshot serialises, every member holds and a joining member downloads
 /// stays within a size a small controller VM handles in about a second.
 pub const HISTORY_BYTES: u64 = 64 << 20;
 
-/// The limits a history keeps to: the constants above, smaller in tests.
+/// The limits a history keeps to: the constants above, or the cluster's `history-size`
+/// (`Settings::history_budget`), smaller in tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
     pub records: usize,
