@@ -9,6 +9,9 @@
 #[path = "../tests/raft_cluster/support.rs"]
 mod support;
 
+#[path = "../tests/raft_cluster/big_state.rs"]
+mod big_state;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -57,6 +60,10 @@ fn main() -> anyhow::Result<()> {
         }
         if wants("snapshot") {
             snapshot().await;
+        }
+        // Not in the default run: name it.
+        if only.as_deref() == Some("snapshot100k") {
+            snapshot_100k().await;
         }
     });
     Ok(())
@@ -214,7 +221,7 @@ fn big_seen(batch: usize, per: usize, text: usize) -> Command {
 
 async fn snapshot() {
     // No automatic snapshot while the state is built: the build below is timed alone.
-    let mut cluster = Cluster::start_with(3, 1_000_000).await;
+    let cluster = Cluster::start_with(3, 1_000_000).await;
     let leader = cluster.agreed_leader(&[1, 2, 3]).await;
     let node = cluster.node(leader);
     let batches = std::env::var("BENCH_RAFT_SNAPSHOT_BATCHES")
@@ -261,7 +268,68 @@ async fn snapshot() {
         "snapshot: peak RSS of the bench process (3 members, each holding the state): {}",
         peak_rss()
     );
+    transfer_to_a_new_member(cluster, leader).await;
+}
 
+/// Issue 9's state: 100,000 replicas and 50,000 history records (tests/raft_cluster/
+/// big_state.rs), built by proposals on three members, snapshotted, and sent to a fourth
+/// member in its own process.
+async fn snapshot_100k() {
+    let cluster = Cluster::start_with(3, 1_000_000).await;
+    let leader = cluster.agreed_leader(&[1, 2, 3]).await;
+    let node = cluster.node(leader);
+    let started = Instant::now();
+    for cmd in big_state::seen_batches() {
+        node.propose(cmd).await.expect("propose");
+    }
+    for cmd in node.state().read(big_state::accept_and_replicas) {
+        node.propose(cmd).await.expect("propose");
+    }
+    for i in 0..120 {
+        node.propose(seen(&format!("small{i}")))
+            .await
+            .expect("propose");
+    }
+    let (records, replicas, history_bytes, state_bytes) = node.state().read(|s| {
+        (
+            s.history.len(),
+            big_state::replica_count(s),
+            s.history.estimated_bytes(),
+            serde_json::to_vec(s).map(|v| v.len()).unwrap_or(0),
+        )
+    });
+    println!(
+        "snapshot100k: {records} records ({:.1} MiB estimated), {replicas} replicas, state of \
+         {:.1} MiB of JSON, proposed in {:.2?}",
+        history_bytes as f64 / (1 << 20) as f64,
+        state_bytes as f64 / (1 << 20) as f64,
+        started.elapsed()
+    );
+    let started = Instant::now();
+    node.raft().trigger().snapshot().await.expect("trigger");
+    node.raft()
+        .wait(Some(Duration::from_secs(120)))
+        .metrics(
+            |m| m.snapshot.is_some() && m.purged.is_some(),
+            "snapshot built and log purged",
+        )
+        .await
+        .expect("snapshot");
+    println!(
+        "snapshot100k: build (clone, serialise, fsync into redb) on the leader: {:.2?}",
+        started.elapsed()
+    );
+    println!(
+        "snapshot100k: peak RSS of the bench process (3 members, each holding the state): {}",
+        peak_rss()
+    );
+    transfer_to_a_new_member(cluster, leader).await;
+}
+
+/// A fourth member in its own process receives the leader's snapshot as a learner; prints the
+/// time from `add_member` to promotion and the receiver's peak RSS.
+async fn transfer_to_a_new_member(mut cluster: Cluster, leader: u64) {
+    let node = cluster.node(leader);
     // A fourth member in its own process receives it as a learner.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();

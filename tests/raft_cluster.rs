@@ -518,3 +518,56 @@ async fn members_talk_over_mutual_tls_and_refuse_clients_without_a_certificate()
     );
     cluster.shutdown().await;
 }
+
+/// `berth cluster recover` on a survivor of a cluster that lost its majority for good: refused
+/// while the directory is open, refused for an id the directory never served, then the member
+/// starts alone as a one-member cluster with its history and commits again.
+#[tokio::test(flavor = "multi_thread")]
+async fn recover_makes_a_survivor_a_one_member_cluster_that_keeps_its_history() {
+    use berth::raft::{recover, RecoverError};
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.agreed_leader(&[1, 2, 3]).await;
+    let shas = propose_many(&cluster, leader, "r", 5).await;
+    let survivor = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    cluster.caught_up(survivor, &shas).await;
+    let dir = cluster.members[&survivor].dir.clone();
+    let in_use = recover(&dir, survivor, 1).expect_err("refused while running");
+    assert!(matches!(in_use, RecoverError::InUse(_)), "{in_use}");
+    for id in [1, 2, 3] {
+        cluster.stop(id).await;
+    }
+    let stranger = recover(&dir, 9, 1).expect_err("not a member");
+    assert!(
+        matches!(stranger, RecoverError::NotAMember { id: 9, .. }),
+        "{stranger}"
+    );
+    let plan = recover(&dir, survivor, 1234).expect("recover");
+    assert_eq!(plan.from_members, vec![1, 2, 3]);
+
+    // Started alone, as `berth serve --id N` without --peer.
+    let addr = cluster.members[&survivor].addr;
+    cluster.members.get_mut(&survivor).unwrap().peers =
+        BTreeMap::from([(survivor, addr.to_string())]);
+    cluster.restart(survivor).await;
+    assert_eq!(cluster.agreed_leader(&[survivor]).await, survivor);
+    let node = cluster.node(survivor);
+    assert!(node.propose(seen("after")).await.expect("propose").ok);
+    let mut expected = shas.clone();
+    expected.push("after".into());
+    assert_eq!(history(node), expected);
+    let recoveries = node.state().read(|s| s.recoveries.clone());
+    assert_eq!(recoveries.len(), 1, "{recoveries:?}");
+    assert_eq!(recoveries[0].member, survivor);
+    assert_eq!(recoveries[0].from_members, vec![1, 2, 3]);
+    assert_eq!(recoveries[0].at, 1234);
+    let voters: Vec<u64> = node
+        .raft()
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .collect();
+    assert_eq!(voters, vec![survivor]);
+    cluster.shutdown().await;
+}

@@ -1,5 +1,7 @@
-//! `berth cluster list|add|remove`: membership, through any member's Raft port with the cluster
-//! token. Not part of the read-only status API: changing who decides is an admin act.
+//! `berth cluster list|add|remove|settings`: membership and settings, through any member's Raft
+//! port with the cluster token. Not part of the read-only status API: changing who decides is
+//! an admin act. `berth cluster recover` works offline on a data directory (see
+//! `raft/recover.rs`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +68,27 @@ pub enum ClusterCommand {
         #[arg(value_enum, default_value = "show")]
         action: SettingsAction,
     },
+    /// Disaster recovery, when a majority of the members is lost for good (etcd's
+    /// --force-new-cluster): makes one surviving member's data directory a cluster of that
+    /// member alone, keeping its log, history and state. Run it with berth stopped on that
+    /// directory (it refuses otherwise), start `berth serve --id ID` there without --peer, then
+    /// add new members with `berth cluster add` (wipe the data directories of the lost ones
+    /// first). Entries the survivor had that the old cluster never committed are committed;
+    /// anything only the lost members had is gone. Keep a copy of the directory to undo it.
+    /// Needs no token and no network.
+    Recover {
+        /// The surviving member's data directory (its `berth serve --data-dir`).
+        #[arg(
+            long,
+            env = "BERTH_DATA_DIR",
+            default_value = "berth-data",
+            value_name = "DIR"
+        )]
+        data_dir: PathBuf,
+        /// The id that member was served with (`berth serve --id`).
+        #[arg(long, value_name = "ID")]
+        id: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -79,6 +102,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 pub async fn run(args: &ClusterArgs) -> ExitCode {
+    if let ClusterCommand::Recover { data_dir, id } = &args.command {
+        return recover(data_dir, *id);
+    }
     if let ClusterCommand::Settings { action } = &args.command {
         return match settings(args, *action).await {
             Ok(text) => {
@@ -185,9 +211,38 @@ async fn call(args: &ClusterArgs) -> Result<Vec<Member>, String> {
         ClusterCommand::List => admin.list().await,
         ClusterCommand::Add { id, url, catch_up } => admin.add(*id, url.clone(), *catch_up).await,
         ClusterCommand::Remove { id } => admin.remove(*id).await,
-        ClusterCommand::Settings { .. } => unreachable!("handled in run"),
+        ClusterCommand::Settings { .. } | ClusterCommand::Recover { .. } => {
+            unreachable!("handled in run")
+        }
     };
     result.map_err(|e| error_chain(&e))
+}
+
+/// `berth cluster recover`: offline, on the data directory itself.
+fn recover(data_dir: &std::path::Path, id: u64) -> ExitCode {
+    let raft_dir = data_dir.join("raft");
+    match crate::raft::recover(&raft_dir, id, crate::clock::now_millis()) {
+        Ok(plan) => {
+            println!(
+                "recovered {}: member {id} ({}) is now the only member of the cluster, \
+                 with its log up to index {} and its state kept (old members: {:?}).",
+                data_dir.display(),
+                plan.addr,
+                plan.last_index,
+                plan.from_members,
+            );
+            println!(
+                "next: start `berth serve --id {id} --data-dir {}` without --peer, then add \
+                 members with `berth cluster add` (wipe the old members' data directories first).",
+                data_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("berth cluster recover: {}", error_chain(&e));
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn table(members: &[Member]) -> String {

@@ -92,6 +92,11 @@ pub struct ServeArgs {
     /// force-push).
     #[arg(long, env = "BERTH_ALLOW_SIGNED_REWIND")]
     pub allow_signed_rewind: bool,
+    /// Estimated bytes of commit history the cluster keeps, e.g. 16Mi, 256Mi [default: 64Mi].
+    /// Over it, the plans of finished commits go first (replaced by a marker), then the oldest
+    /// records. A cluster-wide setting: every member must give the same.
+    #[arg(long, env = "BERTH_HISTORY_SIZE", value_name = "SIZE")]
+    pub history_size: Option<String>,
     /// TOML file with any of these settings (keys as the flags, with '_' for '-'; `node` is a list).
     /// `berth validate --config` reads the same file, so both accept exactly the same trees.
     #[arg(long, env = "BERTH_CONFIG")]
@@ -259,6 +264,7 @@ struct FileConfig {
     webhook_secret_file: Option<Vec<String>>,
     verify_signatures: Option<PathBuf>,
     allow_signed_rewind: Option<bool>,
+    history_size: Option<String>,
     id: Option<u64>,
     peer: Option<Vec<String>>,
     advertise_url: Option<String>,
@@ -311,6 +317,8 @@ pub struct Config {
     /// Signed-commit mode.
     pub signatures: Option<SignaturePolicy>,
     pub allow_signed_rewind: bool,
+    /// Estimated bytes of history kept (`--history-size`): see `raft::state::records`.
+    pub history_bytes: u64,
     /// This member and its cluster.
     pub cluster: ClusterConfig,
     /// Where Raft is served when not on the API listener.
@@ -448,6 +456,10 @@ impl ServeArgs {
         }
         let allow_signed_rewind =
             self.allow_signed_rewind || file.allow_signed_rewind.unwrap_or(false);
+        let history_bytes = match self.history_size.as_ref().or(file.history_size.as_ref()) {
+            Some(s) => parse_size(s).map_err(|m| invalid("--history-size", m))?,
+            None => crate::raft::state::HISTORY_BYTES,
+        };
         let path = self.path.or(file.path).unwrap_or_default();
         let path = path.trim_matches('/').to_string();
         Ok(Config {
@@ -471,6 +483,7 @@ impl ServeArgs {
             webhooks,
             signatures,
             allow_signed_rewind,
+            history_bytes,
             cluster,
             raft_listen,
         })

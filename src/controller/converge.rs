@@ -27,7 +27,7 @@ use crate::clock::now_millis;
 use crate::engine::Next;
 use crate::manifest::annotations::PROGRESS_DEADLINE_SECONDS;
 use crate::manifest::{load_and_check, SourceFile};
-use crate::raft::state::{object_key, Command, Millis, Outcome, RolloutState};
+use crate::raft::state::{object_key, Command, DesiredChanges, Millis, Outcome, RolloutState};
 use crate::reconcile::pod_done;
 use crate::rollout::Strategy;
 use crate::scheduler::{place_pods, Load};
@@ -202,30 +202,27 @@ impl Controller {
                 return;
             }
         };
+        let hosts = self.scheduler_hosts();
         let read = self.raft.state().read(|s| {
-            Some((
-                s.commit(to)?.clone(),
-                s.replicas.clone(),
-                s.pod_nodes.clone(),
-                Load::of(s),
-            ))
+            let record = s.commit(to)?.clone();
+            let pod_nodes: BTreeMap<_, _> =
+                place_pods(&desired, &s.pod_nodes, &mut Load::of(s), &hosts);
+            // Only what changed travels through Raft, against the failed commit's state.
+            let changes = DesiredChanges::between(s, &desired, &s.replicas, &pod_nodes);
+            Some((record, changes))
         });
-        let Some((record, replicas, pod_nodes, mut load)) = read else {
+        let Some((record, changes)) = read else {
             return;
         };
-        let pod_nodes: BTreeMap<_, _> =
-            place_pods(&desired, &pod_nodes, &mut load, &self.scheduler_hosts());
         tracing::warn!(
             commit = failed,
             to,
             "rolling back to the last commit that converged"
         );
-        self.propose_quietly(Command::Rollback {
+        self.propose_quietly(Command::RollbackChanges {
             failed: failed.to_string(),
             to: Box::new(record),
-            desired,
-            replicas,
-            pod_nodes,
+            changes,
             at: now,
         })
         .await;

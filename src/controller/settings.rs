@@ -25,7 +25,9 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::{error_chain, Config, Controller, OnFailure};
-use crate::raft::state::{differing, Command, SettingValues, SettingsChange};
+use crate::raft::state::{
+    differing, Command, SettingValues, SettingsChange, HISTORY_BYTES, HISTORY_SIZE,
+};
 
 /// `GET` the cluster's and this member's settings; `POST .../adopt` makes this member's the
 /// cluster's. Both behind the cluster token.
@@ -81,7 +83,15 @@ pub fn local_values(config: &Config) -> SettingValues {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    .chain(history_size(config))
     .collect()
+}
+
+/// `history-size`, only when it is not the default: clusters formed before the setting existed
+/// committed settings without it, and their members (default flags) must still agree.
+fn history_size(config: &Config) -> Option<(String, String)> {
+    (config.history_bytes != HISTORY_BYTES)
+        .then(|| (HISTORY_SIZE.to_string(), config.history_bytes.to_string()))
 }
 
 /// A file named by a setting stands for its contents: members may keep it at different paths.

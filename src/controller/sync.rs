@@ -3,7 +3,7 @@
 
 use crate::clock::now_millis;
 use crate::manifest::{load_and_check, SourceFile};
-use crate::raft::state::{object_key, Command, CommitRecord, Outcome};
+use crate::raft::state::{object_key, Command, CommitRecord, DesiredChanges, Outcome};
 use crate::scheduler::{place_pods, Host, Load};
 use crate::sync::{CommitId, CommitInfo, SyncError};
 
@@ -153,7 +153,7 @@ impl Controller {
                 // "Changes no manifest": the decoded objects are identical (comments, README files
                 // and formatting do not count).
                 let hosts = self.scheduler_hosts();
-                let (unchanged, replicas, pod_nodes) = self.raft.state().read(|s| {
+                let (unchanged, changes) = self.raft.state().read(|s| {
                     let mut load = Load::of(s);
                     let pod_nodes = place_pods(&desired, &s.pod_nodes, &mut load, &hosts);
                     // Replicas keep their names, hosts and revisions; a replica from before
@@ -168,20 +168,19 @@ impl Controller {
                             }
                         }
                     }
+                    // Only what changed travels through Raft, against this desired commit.
+                    let changes = DesiredChanges::between(s, &desired, &replicas, &pod_nodes);
                     (
-                        s.desired_commit.is_some() && s.desired == desired,
-                        replicas,
-                        pod_nodes,
+                        s.desired_commit.is_some() && changes.manifests.is_empty(),
+                        changes,
                     )
                 });
                 tracing::info!(commit = %sha, objects = desired.len(), unchanged, "commit accepted");
                 let accepted = self
                     .raft
-                    .propose(Command::Accept {
+                    .propose(Command::AcceptChanges {
                         sha: sha.clone(),
-                        desired,
-                        replicas,
-                        pod_nodes,
+                        changes,
                         unchanged,
                         at: now_millis(),
                     })

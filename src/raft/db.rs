@@ -49,6 +49,10 @@ pub enum StoreError {
     /// not read. Upgrade this member.
     #[error("snapshot format {found} is newer than this berth reads (up to {supported}): written by a newer berth? upgrade this member")]
     NewerSnapshot { found: u32, supported: u32 },
+    /// The snapshot's envelope is readable but the state inside is of a newer format (see
+    /// `STATE_FORMAT`): decoding it would silently drop what this berth does not know.
+    #[error("state format {found} is newer than this berth reads (up to {supported}): written by a newer berth? upgrade this member")]
+    NewerState { found: u32, supported: u32 },
     /// The blocking task running the operation panicked or was cancelled.
     #[error("raft database: storage task failed")]
     Task(#[from] tokio::task::JoinError),

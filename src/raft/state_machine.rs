@@ -6,8 +6,11 @@
 //! snapshots (every `SnapshotPolicy` entries, see `cluster_config.rs`) are the durable copy, and
 //! the log after the snapshot is re-applied when the node opens.
 //!
-//! Versions: a snapshot is an envelope carrying [`SNAPSHOT_FORMAT`]; one of a newer format is
-//! refused with an error naming both formats rather than decoded by guesswork. A log entry whose
+//! Versions: a snapshot is an envelope carrying [`SNAPSHOT_FORMAT`], and the state inside it
+//! carries its own `format` ([`STATE_FORMAT`]); a snapshot with either newer than this berth's is
+//! refused with an error naming both formats rather than decoded by guesswork (serde would
+//! otherwise drop the fields it does not know). States written before the state had a format
+//! read as 0, and every older form loads: see `state/mod.rs`. A log entry whose
 //! command this berth cannot decode ([`LogCommand::Unknown`]) stops `apply` at that entry, with
 //! an error naming its index: openraft then stops this member, which must be upgraded. Nothing
 //! after it is applied, so the state never reflects a misread command.
@@ -29,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::db::{Db, StoreError, SNAPSHOT, SNAPSHOT_DATA, SNAPSHOT_META};
 use super::log_command::LogCommand;
-use super::state::{ClusterState, Response};
+use super::state::{ClusterState, Response, STATE_FORMAT};
 use super::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
 
 type Membership = StoredMembership<NodeId, BasicNode>;
@@ -95,6 +98,10 @@ fn decode_snapshot(data: &[u8]) -> Result<SnapshotBody, StoreError> {
     };
     match serde_json::from_slice::<SnapshotBody>(data) {
         Ok(body) if body.format > SNAPSHOT_FORMAT => Err(newer(body.format)),
+        Ok(body) if body.state.format > STATE_FORMAT => Err(StoreError::NewerState {
+            found: body.state.format,
+            supported: STATE_FORMAT,
+        }),
         Ok(body) => Ok(body),
         Err(e) => match serde_json::from_slice::<FormatOnly>(data) {
             Ok(f) if f.format > SNAPSHOT_FORMAT => Err(newer(f.format)),
@@ -378,5 +385,22 @@ mod tests {
             decode_snapshot(&data),
             Err(StoreError::NewerSnapshot { .. })
         ));
+    }
+
+    #[test]
+    fn a_state_of_a_newer_format_is_refused_by_name() {
+        let mut v = body_json(Some(SNAPSHOT_FORMAT));
+        v["state"]["format"] = serde_json::json!(STATE_FORMAT + 1);
+        let data = serde_json::to_vec(&v).unwrap();
+        let err = decode_snapshot(&data).err().expect("refused");
+        assert!(matches!(err, StoreError::NewerState { found, supported }
+            if found == STATE_FORMAT + 1 && supported == STATE_FORMAT));
+        assert!(err.to_string().contains("upgrade this member"), "{err}");
+        // This berth's own format, and the formats before it, load.
+        for format in 0..=STATE_FORMAT {
+            v["state"]["format"] = serde_json::json!(format);
+            let data = serde_json::to_vec(&v).unwrap();
+            decode_snapshot(&data).expect("loads");
+        }
     }
 }

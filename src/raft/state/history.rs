@@ -27,6 +27,18 @@ pub const MAX_TEXT_BYTES: usize = 4 << 10;
 pub const MAX_PLAN_LINES: usize = 1_000;
 /// Errors kept per commit.
 pub const MAX_ERRORS: usize = 200;
+/// Parents kept per commit. Git allows any number (an octopus merge); the first ones say enough.
+/// Parents are commit ids that scripts parse, so the rest are dropped without a marker.
+pub const MAX_PARENTS: usize = 64;
+/// Bytes of a short identifier from outside (a webhook's delivery id) kept.
+pub const MAX_ID_BYTES: usize = 256;
+/// What a record's plan becomes when the history drops it to stay within its byte budget.
+pub const PLAN_DROPPED: &str = "… plan dropped: the history is over its byte budget";
+/// The allowance for a record's field names, numbers and punctuation in
+/// [`CommitRecord::estimated_bytes`]: about the JSON of a record with empty strings and lists.
+const RECORD_OVERHEAD: u64 = 300;
+/// The allowance for the quotes and comma around each string.
+const STRING_OVERHEAD: u64 = 3;
 
 /// What became of a Git commit. See the module documentation for the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,21 +165,99 @@ impl CommitRecord {
         }
     }
 
-    /// Adds plan lines not recorded yet, keeping at most [`MAX_PLAN_LINES`].
+    /// Adds plan lines not recorded yet, keeping at most [`MAX_PLAN_LINES`] and then one line
+    /// counting the others (`… 12 more steps not recorded`). A step repeated after the cap is
+    /// counted again: it was not recorded, so it cannot be recognised.
     pub fn note(&mut self, lines: Vec<String>) {
         for line in lines {
-            if self.plan.len() >= MAX_PLAN_LINES {
-                let more = "… (more steps not recorded)";
-                if self.plan.last().map(String::as_str) != Some(more) {
-                    self.plan.push(more.to_string());
-                }
-                return;
+            let line = truncated(line, MAX_TEXT_BYTES);
+            if self.plan.contains(&line) {
+                continue;
             }
-            if !self.plan.contains(&line) {
-                self.plan.push(truncated(line, MAX_TEXT_BYTES));
+            if self.plan.len() < MAX_PLAN_LINES {
+                self.plan.push(line);
+                continue;
             }
+            let more = self.plan.get(MAX_PLAN_LINES).and_then(|l| unrecorded(l));
+            self.plan.truncate(MAX_PLAN_LINES);
+            self.plan.push(more_steps(more.unwrap_or(0) + 1));
         }
     }
+
+    /// The record with every field that can come from outside within its cap, whoever built it:
+    /// `apply` bounds each record it keeps, so the history stays bounded even if a proposer
+    /// forgot to.
+    pub fn bounded(mut self) -> CommitRecord {
+        self.author = truncated(self.author, MAX_TEXT_BYTES);
+        self.message = truncated(self.message, MAX_TEXT_BYTES);
+        self.parents.truncate(MAX_PARENTS);
+        for id in self.parents.iter_mut().chain(self.refers_to.as_mut()) {
+            *id = truncated(std::mem::take(id), MAX_ID_BYTES);
+        }
+        self.sha = truncated(self.sha, MAX_ID_BYTES);
+        self.errors = capped(self.errors, MAX_ERRORS);
+        if self.plan.len() > MAX_PLAN_LINES + 1 {
+            let more = self.plan.len() - MAX_PLAN_LINES;
+            self.plan.truncate(MAX_PLAN_LINES);
+            self.plan.push(more_steps(more));
+        }
+        for line in &mut self.plan {
+            *line = truncated(std::mem::take(line), MAX_TEXT_BYTES);
+        }
+        if let Trigger::Webhook { provider, delivery } = &mut self.trigger {
+            *provider = truncated(std::mem::take(provider), MAX_ID_BYTES);
+            if let Some(d) = delivery {
+                *d = truncated(std::mem::take(d), MAX_ID_BYTES);
+            }
+        }
+        self
+    }
+
+    /// About the size of this record's JSON: its strings' lengths plus fixed allowances for
+    /// names, numbers and punctuation. Computed from lengths alone (no serialising), so it is
+    /// cheap and every member computes the same number; characters JSON escapes (control
+    /// characters, quotes) count once, so it can undercount a record full of them.
+    pub fn estimated_bytes(&self) -> u64 {
+        let text = |s: &str| s.len() as u64 + STRING_OVERHEAD;
+        let list = |l: &[String]| l.iter().map(|s| text(s)).sum::<u64>();
+        let trigger = match &self.trigger {
+            Trigger::Webhook { provider, delivery } => {
+                text(provider) + delivery.as_deref().map_or(0, text)
+            }
+            _ => 0,
+        };
+        RECORD_OVERHEAD
+            + text(&self.sha)
+            + text(&self.author)
+            + text(&self.message)
+            + list(&self.parents)
+            + list(&self.errors)
+            + list(&self.plan)
+            + self.refers_to.as_deref().map_or(0, text)
+            + trigger
+    }
+
+    /// The plan holds steps the history may drop (not only the marker of an earlier drop).
+    pub fn has_plan(&self) -> bool {
+        !self.plan.is_empty() && self.plan != [PLAN_DROPPED]
+    }
+
+    /// Replaces the plan by [`PLAN_DROPPED`].
+    pub fn drop_plan(&mut self) {
+        self.plan = vec![PLAN_DROPPED.to_string()];
+    }
+}
+
+fn more_steps(n: usize) -> String {
+    format!("… {n} more steps not recorded")
+}
+
+/// The count of a [`more_steps`] line.
+fn unrecorded(line: &str) -> Option<usize> {
+    line.strip_prefix("… ")?
+        .strip_suffix(" more steps not recorded")?
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -229,6 +319,10 @@ mod tests {
         assert_eq!(r.plan, ["create x", "create y"]);
         r.note((0..2000).map(|i| format!("line {i}")).collect());
         assert_eq!(r.plan.len(), MAX_PLAN_LINES + 1);
+        assert_eq!(r.plan[MAX_PLAN_LINES], "… 1002 more steps not recorded");
+        // Recorded steps retried do not count; unrecorded ones cannot be told apart.
+        r.note(vec!["create x".into(), "line 1999".into()]);
+        assert_eq!(r.plan[MAX_PLAN_LINES], "… 1003 more steps not recorded");
         assert_eq!(capped(vec!["a".into(); 5], 3), ["a", "a", "… and 3 more"]);
     }
 }

@@ -7,30 +7,51 @@
 //! refused (`ok: false`) when another commit became desired meanwhile: a decision computed
 //! against stale state never lands.
 //!
-//! Files: `history` (commit records and the outcome schema), `settings` (what every member
-//! must agree on), `workload` (replicas, revisions, rollouts), this file (the state, the commands and `apply`).
+//! Everything `apply` keeps is bounded: the history by count and bytes (`records`), each record's
+//! text by caps applied on the way in (`history`), the rest by what the manifests and hosts
+//! hold. Entries carry changes, not whole states (`changes`).
+//!
+//! Files: `command` (what a leader proposes), `history` (commit records and the outcome
+//! schema), `records` (the history within its budget), `settings` (what every member
+//! must agree on), `changes` (a desired state as changes
+//! from the current one), `workload` (replicas, revisions, rollouts), `accept` (accepts,
+//! rollbacks, replicas and rollouts applied), this file (the state and `apply`).
 
+mod accept;
+pub mod changes;
+mod command;
 mod history;
+pub mod records;
 mod settings;
 mod workload;
 
-pub use history::{capped, truncated, CommitRecord, Outcome, Trigger, MAX_ERRORS, MAX_TEXT_BYTES};
-pub use settings::{differing, SettingValues, Settings, SettingsChange};
+pub use changes::{DesiredChanges, Kind, ManifestChanges, Moved, ObjectRef};
+pub use command::Command;
+pub use history::{
+    capped, truncated, CommitRecord, Outcome, Trigger, MAX_ERRORS, MAX_PARENTS, MAX_PLAN_LINES,
+    MAX_TEXT_BYTES, PLAN_DROPPED,
+};
+pub use records::{History, HISTORY_BYTES, HISTORY_LIMIT};
+pub use settings::{differing, SettingValues, Settings, SettingsChange, HISTORY_SIZE};
 pub use workload::{Replica, Rollout, RolloutState};
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::{Manifests, PodTemplate};
 
-/// How many commits of history are kept before the oldest are dropped.
-pub const HISTORY_LIMIT: usize = 50_000;
-
 /// The format of [`ClusterState`] and [`Command`] this build writes. States from before formats
 /// were recorded read as 0 and are format 1; a state (or snapshot) of a later format is refused
-/// on load rather than misread.
-pub const STATE_FORMAT: u32 = 2;
+/// on load rather than misread (see `state_machine.rs`). `apply` stamps a state with the format
+/// of the berth applying to it.
+///
+/// 3: `AcceptChanges`, `RollbackChanges` and `Recovered`, the history's byte budget, desired
+/// objects kept in canonical order, `recoveries`. Formats 0 to 2 load unchanged.
+pub const STATE_FORMAT: u32 = 3;
+
+/// Recoveries kept in the state: the last few say enough.
+const MAX_RECOVERIES: usize = 16;
 
 /// Milliseconds since the Unix epoch, from the leader's clock.
 pub type Millis = u64;
@@ -50,8 +71,8 @@ pub struct ClusterState {
     /// The desired state of the last accepted commit, and that commit.
     pub desired: Manifests,
     pub desired_commit: Option<String>,
-    /// Newest last. Capped at `HISTORY_LIMIT`.
-    pub history: VecDeque<CommitRecord>,
+    /// Newest last. Capped at [`HISTORY_LIMIT`] records and [`HISTORY_BYTES`].
+    pub history: History,
     /// The last head handled, whatever its outcome: the next fetch is compared with it.
     pub last_head: Option<String>,
     /// The last commit that converged: what `--on-failure rollback` goes back to.
@@ -70,85 +91,18 @@ pub struct ClusterState {
     /// The settings every member must share (see `settings.rs`).
     #[serde(default)]
     pub settings: Settings,
+    /// Each time `berth cluster recover` carried this state into a new cluster, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recoveries: Vec<Recovery>,
 }
 
-/// The changes a leader can propose.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Command {
-    /// A new head (last in `commits`, newest last) was fetched; the older ones are superseded.
-    Seen { commits: Vec<CommitRecord> },
-    /// The head is valid: it becomes the desired state. `replicas` are the RC replicas kept
-    /// (with their revisions); new ones come from [`Command::Replicas`]. Rollouts start for
-    /// every RC whose replicas are not all of its template's revision and count.
-    Accept {
-        sha: String,
-        desired: Manifests,
-        replicas: BTreeMap<ObjectKey, Vec<Replica>>,
-        pod_nodes: BTreeMap<ObjectKey, String>,
-        unchanged: bool,
-        at: Millis,
-    },
-    /// The head is invalid: recorded with every problem; the desired state does not change.
-    Reject {
-        sha: String,
-        errors: Vec<String>,
-        at: Millis,
-    },
-    /// Replica placement changed without a new commit (a host came or went).
-    Place {
-        replicas: BTreeMap<ObjectKey, Vec<Replica>>,
-        pod_nodes: BTreeMap<ObjectKey, String>,
-    },
-    /// Written by berth before rollouts existed: a reconcile pass for `sha` ran. Still read so
-    /// that old logs replay; never proposed any more.
-    Executed {
-        sha: String,
-        plan: Vec<String>,
-        errors: Vec<String>,
-        at: Millis,
-    },
-    /// Everything observed matches the desired state of `sha`.
-    Converged { sha: String, at: Millis },
-    /// Replicas added to, and retired from, one RC of the desired commit `sha`.
-    Replicas {
-        sha: String,
-        rc: ObjectKey,
-        add: Vec<Replica>,
-        retire: Vec<String>,
-        at: Millis,
-    },
-    /// The rollout of `rc` for `sha` completed or halted. A halt fails the commit.
-    RolloutState {
-        sha: String,
-        rc: ObjectKey,
-        state: RolloutState,
-        at: Millis,
-    },
-    /// The commit halted outside any rollout (a bare Pod missed its deadline).
-    Failed {
-        sha: String,
-        reasons: Vec<String>,
-        at: Millis,
-    },
-    /// Steps done for `sha`, each recorded once however often it was retried.
-    Progress { sha: String, lines: Vec<String> },
-    /// `failed` (the desired commit) halted and `--on-failure rollback` applies `to.sha`, the
-    /// last commit that converged, again: a new history record, then an accept.
-    Rollback {
-        failed: String,
-        to: Box<CommitRecord>,
-        desired: Manifests,
-        replicas: BTreeMap<ObjectKey, Vec<Replica>>,
-        pod_nodes: BTreeMap<ObjectKey, String>,
-        at: Millis,
-    },
-    /// The cluster adopts member `by`'s settings (the first leader's at bootstrap, later by
-    /// `berth cluster settings adopt`).
-    Settings {
-        values: SettingValues,
-        by: u64,
-        at: Millis,
-    },
+/// One `berth cluster recover`: see [`Command::Recovered`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recovery {
+    pub member: u64,
+    pub from_members: Vec<u64>,
+    pub last_index: u64,
+    pub at: Millis,
 }
 
 /// What `apply` answers to the proposer.
@@ -169,19 +123,19 @@ impl ClusterState {
     }
 
     pub fn commit(&self, sha: &str) -> Option<&CommitRecord> {
-        self.history.iter().rev().find(|c| c.sha == sha)
+        self.history.find(sha)
     }
 
-    fn commit_mut(&mut self, sha: &str) -> Option<&mut CommitRecord> {
-        self.history.iter_mut().rev().find(|c| c.sha == sha)
-    }
-
-    /// The desired commit's record, when `sha` is the desired commit.
-    fn desired_mut(&mut self, sha: &str) -> Option<&mut CommitRecord> {
+    /// Runs `f` on the desired commit's record, when `sha` is the desired commit.
+    fn update_desired<R>(
+        &mut self,
+        sha: &str,
+        f: impl FnOnce(&mut CommitRecord) -> R,
+    ) -> Option<R> {
         if self.desired_commit.as_deref() != Some(sha) {
             return None;
         }
-        self.commit_mut(sha)
+        self.history.update(sha, f)
     }
 
     /// The template of `revision` of the RC `key`: the desired one, or an older one still run.
@@ -197,9 +151,11 @@ impl ClusterState {
     }
 
     pub fn apply(&mut self, cmd: Command) -> Response {
-        if self.format == 0 {
-            self.format = STATE_FORMAT;
-        }
+        self.format = self.format.max(STATE_FORMAT);
+        // The budget is a cluster-wide setting: taken from the replicated settings before every
+        // command, so every member keeps the same records (a loaded history has the default
+        // until then, and drops nothing before its next change).
+        self.history.set_budget(self.settings.history_budget());
         let ok = match cmd {
             Command::Seen { commits } => {
                 self.seen(commits);
@@ -213,15 +169,25 @@ impl ClusterState {
                 unchanged,
                 at,
             } => self.accept(sha, desired, replicas, pod_nodes, unchanged, at),
-            Command::Reject { sha, errors, at } => match self.commit_mut(&sha) {
-                Some(c) => {
-                    c.outcome = Outcome::Rejected;
-                    c.errors = capped(errors, MAX_ERRORS);
-                    c.applied_at = Some(at);
-                    true
+            Command::AcceptChanges {
+                sha,
+                changes,
+                unchanged,
+                at,
+            } => match changes.resolve(self) {
+                Some((desired, replicas, pod_nodes)) => {
+                    self.accept(sha, desired, replicas, pod_nodes, unchanged, at)
                 }
                 None => false,
             },
+            Command::Reject { sha, errors, at } => self
+                .history
+                .update(&sha, |c| {
+                    c.outcome = Outcome::Rejected;
+                    c.errors = capped(errors, MAX_ERRORS);
+                    c.applied_at = Some(at);
+                })
+                .is_some(),
             Command::Place {
                 replicas,
                 pod_nodes,
@@ -231,25 +197,29 @@ impl ClusterState {
                 self.forget_unused_templates();
                 true
             }
-            Command::Executed { sha, plan, at, .. } => match self.commit_mut(&sha) {
-                Some(c) => {
+            Command::Executed { sha, plan, at, .. } => self
+                .history
+                .update(&sha, |c| {
                     c.note(plan);
                     c.applied_at.get_or_insert(at);
-                    true
-                }
-                None => false,
-            },
-            Command::Converged { sha, at } => match self.desired_mut(&sha) {
-                Some(c) if !matches!(c.outcome, Outcome::Failed | Outcome::RolledBack) => {
+                })
+                .is_some(),
+            Command::Converged { sha, at } => {
+                let converged = self.update_desired(&sha, |c| {
+                    if matches!(c.outcome, Outcome::Failed | Outcome::RolledBack) {
+                        return false;
+                    }
                     c.outcome = Outcome::Applied;
                     c.errors.clear();
                     c.applied_at.get_or_insert(at);
                     c.converged_at.get_or_insert(at);
-                    self.last_converged = Some(sha);
                     true
+                }) == Some(true);
+                if converged {
+                    self.last_converged = Some(sha);
                 }
-                _ => false,
-            },
+                converged
+            }
             Command::Replicas {
                 sha,
                 rc,
@@ -260,49 +230,52 @@ impl ClusterState {
             Command::RolloutState { sha, rc, state, at } => {
                 self.rollout_state(&sha, &rc, state, at)
             }
-            Command::Failed { sha, reasons, at } => match self.desired_mut(&sha) {
-                Some(c) if c.outcome == Outcome::Applying => {
+            Command::Failed { sha, reasons, at } => {
+                self.update_desired(&sha, |c| {
+                    if c.outcome != Outcome::Applying {
+                        return false;
+                    }
                     c.outcome = Outcome::Failed;
                     c.errors = capped(reasons, MAX_ERRORS);
                     c.applied_at.get_or_insert(at);
                     true
-                }
-                _ => false,
-            },
-            Command::Progress { sha, lines } => match self.commit_mut(&sha) {
-                Some(c) => {
-                    c.note(lines);
-                    true
-                }
-                None => false,
-            },
+                }) == Some(true)
+            }
+            Command::Progress { sha, lines } => {
+                self.history.update(&sha, |c| c.note(lines)).is_some()
+            }
             Command::Rollback {
                 failed,
-                mut to,
+                to,
                 desired,
                 replicas,
                 pod_nodes,
                 at,
+            } => self.rollback(failed, *to, (desired, replicas, pod_nodes), at),
+            Command::RollbackChanges {
+                failed,
+                to,
+                changes,
+                at,
+            } => match changes.resolve(self) {
+                Some(resolved) => self.rollback(failed, *to, resolved, at),
+                None => false,
+            },
+            Command::Recovered {
+                member,
+                from_members,
+                last_index,
+                at,
             } => {
-                let Some(c) = self.desired_mut(&failed) else {
-                    return Response { ok: false };
-                };
-                if !matches!(c.outcome, Outcome::Failed | Outcome::Applying) {
-                    return Response { ok: false };
-                }
-                c.outcome = Outcome::RolledBack;
-                c.refers_to = Some(to.sha.clone());
-                let sha = to.sha.clone();
-                to.outcome = Outcome::Pending;
-                to.trigger = Trigger::Rollback;
-                to.refers_to = Some(failed);
-                to.seen_at = at;
-                to.applied_at = None;
-                to.converged_at = None;
-                to.errors.clear();
-                to.plan.clear();
-                self.push_record(*to);
-                self.accept(sha, desired, replicas, pod_nodes, false, at)
+                self.recoveries.push(Recovery {
+                    member,
+                    from_members,
+                    last_index,
+                    at,
+                });
+                let over = self.recoveries.len().saturating_sub(MAX_RECOVERIES);
+                self.recoveries.drain(..over);
+                true
             }
             Command::Settings { values, by, at } => {
                 self.settings.adopt(values, by, at);
@@ -310,188 +283,6 @@ impl ClusterState {
             }
         };
         Response { ok }
-    }
-
-    fn seen(&mut self, commits: Vec<CommitRecord>) {
-        let n = commits.len();
-        // A sha may appear again (a force-push back to an old commit): each sighting is its own
-        // record, and lookups find the newest.
-        for (i, mut c) in commits.into_iter().enumerate() {
-            if i + 1 < n {
-                c.outcome = Outcome::Superseded;
-            } else {
-                self.last_head = Some(c.sha.clone());
-            }
-            self.push_record(c);
-        }
-    }
-
-    fn push_record(&mut self, c: CommitRecord) {
-        self.history.push_back(c);
-        while self.history.len() > HISTORY_LIMIT {
-            self.history.pop_front();
-        }
-    }
-
-    fn accept(
-        &mut self,
-        sha: String,
-        desired: Manifests,
-        mut replicas: BTreeMap<ObjectKey, Vec<Replica>>,
-        pod_nodes: BTreeMap<ObjectKey, String>,
-        unchanged: bool,
-        at: Millis,
-    ) -> bool {
-        let Some(c) = self.commit_mut(&sha) else {
-            return false;
-        };
-        c.outcome = Outcome::Applying;
-        c.unchanged = unchanged;
-        c.applied_at = Some(at);
-        if let Some(previous) = self.desired_commit.replace(sha.clone()) {
-            if previous != sha {
-                if let Some(p) = self.commit_mut(&previous) {
-                    if p.outcome == Outcome::Applying {
-                        p.outcome = Outcome::Superseded;
-                        p.refers_to = Some(sha.clone());
-                    }
-                }
-            }
-        }
-        let old = std::mem::replace(&mut self.desired, desired);
-        // Templates the kept replicas run that the new desired state no longer has.
-        for rc in &old.replication_controllers {
-            let key = object_key(&rc.metadata.namespace, &rc.metadata.name);
-            let revision = rc.template.revision();
-            self.templates
-                .entry(key)
-                .or_default()
-                .entry(revision)
-                .or_insert_with(|| rc.template.clone());
-        }
-        let wanted: BTreeSet<ObjectKey> = self
-            .desired
-            .replication_controllers
-            .iter()
-            .map(|rc| object_key(&rc.metadata.namespace, &rc.metadata.name))
-            .collect();
-        replicas.retain(|key, _| wanted.contains(key));
-        // Entries written before replicas carried revisions placed replicas for this commit.
-        for rc in &self.desired.replication_controllers {
-            let key = object_key(&rc.metadata.namespace, &rc.metadata.name);
-            if let Some(list) = replicas.get_mut(&key) {
-                let revision = rc.template.revision();
-                for r in list.iter_mut().filter(|r| r.revision.is_empty()) {
-                    r.revision = revision.clone();
-                }
-            }
-        }
-        self.replicas = replicas;
-        self.pod_nodes = pod_nodes;
-        self.rollouts.retain(|key, _| wanted.contains(key));
-        for rc in self.desired.replication_controllers.clone() {
-            let key = object_key(&rc.metadata.namespace, &rc.metadata.name);
-            let revision = rc.template.revision();
-            let list = self.replicas.get(&key).map(Vec::as_slice).unwrap_or(&[]);
-            let settled =
-                list.len() == rc.replicas as usize && list.iter().all(|r| r.revision == revision);
-            let same_target = self
-                .rollouts
-                .get(&key)
-                .is_some_and(|r| r.revision == revision);
-            let rollout = match self.rollouts.get(&key) {
-                // A rollout to this revision already running (or done) goes on as it was.
-                Some(r) if same_target && (settled || r.is_progressing()) => Rollout {
-                    sha: sha.clone(),
-                    ..r.clone()
-                },
-                _ => Rollout {
-                    sha: sha.clone(),
-                    revision,
-                    started_at: at,
-                    state: if settled {
-                        RolloutState::Complete
-                    } else {
-                        RolloutState::Progressing
-                    },
-                    updated_at: at,
-                },
-            };
-            self.rollouts.insert(key, rollout);
-        }
-        self.forget_unused_templates();
-        true
-    }
-
-    fn change_replicas(
-        &mut self,
-        sha: &str,
-        rc: &str,
-        add: Vec<Replica>,
-        retire: Vec<String>,
-        at: Millis,
-    ) -> bool {
-        if self.desired_commit.as_deref() != Some(sha) || !self.rollouts.contains_key(rc) {
-            return false;
-        }
-        let list = self.replicas.entry(rc.to_string()).or_default();
-        let taken: BTreeSet<&str> = list.iter().map(|r| r.name.as_str()).collect();
-        if add.iter().any(|r| taken.contains(r.name.as_str())) {
-            return false; // names are never reused: this proposal saw an older state
-        }
-        let (namespace, _) = rc.split_once('/').unwrap_or(("default", rc));
-        let mut lines: Vec<String> = add
-            .iter()
-            .map(|r| format!("add {namespace}/{} on {}", r.name, r.node))
-            .collect();
-        lines.extend(retire.iter().map(|n| format!("retire {namespace}/{n}")));
-        list.retain(|r| !retire.contains(&r.name));
-        list.extend(add);
-        if let Some(r) = self.rollouts.get_mut(rc) {
-            r.updated_at = at;
-        }
-        if let Some(c) = self.commit_mut(sha) {
-            c.note(lines);
-        }
-        self.forget_unused_templates();
-        true
-    }
-
-    fn rollout_state(&mut self, sha: &str, rc: &str, state: RolloutState, at: Millis) -> bool {
-        if self.desired_commit.as_deref() != Some(sha) {
-            return false;
-        }
-        let Some(rollout) = self.rollouts.get_mut(rc) else {
-            return false;
-        };
-        rollout.state = state.clone();
-        rollout.updated_at = at;
-        if let RolloutState::Halted { reasons } = state {
-            if let Some(c) = self.commit_mut(sha) {
-                if c.outcome == Outcome::Applying {
-                    c.outcome = Outcome::Failed;
-                }
-                let mut errors = std::mem::take(&mut c.errors);
-                errors.extend(reasons);
-                c.errors = capped(errors, MAX_ERRORS);
-            }
-        }
-        true
-    }
-
-    /// Drops older templates no replica runs any more.
-    fn forget_unused_templates(&mut self) {
-        let replicas = &self.replicas;
-        self.templates.retain(|key, revisions| {
-            let used: BTreeSet<&str> = replicas
-                .get(key)
-                .into_iter()
-                .flatten()
-                .map(|r| r.revision.as_str())
-                .collect();
-            revisions.retain(|revision, _| used.contains(revision.as_str()));
-            !revisions.is_empty()
-        });
     }
 }
 

@@ -15,7 +15,12 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use super::records::{Budget, HISTORY_BYTES, HISTORY_LIMIT};
 use super::Millis;
+
+/// The setting of the history's byte budget, in bytes (`--history-size`). Absent means
+/// [`HISTORY_BYTES`].
+pub const HISTORY_SIZE: &str = "history-size";
 
 /// Setting name to canonical value.
 pub type SettingValues = BTreeMap<String, String>;
@@ -42,6 +47,20 @@ pub struct SettingsChange {
 }
 
 impl Settings {
+    /// The history's budget these settings give: `history-size` bytes, or the default when it
+    /// is absent or unreadable (a value is checked where it is set, by `--history-size`).
+    pub fn history_budget(&self) -> Budget {
+        let bytes = self
+            .values
+            .get(HISTORY_SIZE)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(HISTORY_BYTES);
+        Budget {
+            records: HISTORY_LIMIT,
+            bytes,
+        }
+    }
+
     /// Adopts `values` from member `by`; false (nothing recorded) when they are already the
     /// cluster's.
     pub(super) fn adopt(&mut self, values: SettingValues, by: u64, at: Millis) -> bool {

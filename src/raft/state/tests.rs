@@ -319,3 +319,143 @@ fn history_is_capped_oldest_first() {
     assert_eq!(s.history.len(), HISTORY_LIMIT);
     assert_eq!(s.history.front().unwrap().sha, "5");
 }
+
+/// A state whose commit `b` failed after `a` converged.
+fn failed_after_converged() -> ClusterState {
+    let mut s = ClusterState::new();
+    accept(&mut s, "a", manifests(1, "1"), 2);
+    s.apply(Command::Converged {
+        sha: "a".into(),
+        at: 3,
+    });
+    accept(&mut s, "b", manifests(1, "2"), 4);
+    s.apply(Command::Failed {
+        sha: "b".into(),
+        reasons: vec!["web-y: ErrImagePull: manifest unknown".into()],
+        at: 5,
+    });
+    s
+}
+
+#[test]
+fn a_rollback_as_changes_gives_the_state_of_a_whole_rollback() {
+    let s = failed_after_converged();
+    let to = Box::new(s.commit("a").unwrap().clone());
+    let mut whole = s.clone();
+    assert!(
+        whole
+            .apply(Command::Rollback {
+                failed: "b".into(),
+                to: to.clone(),
+                desired: manifests(1, "1"),
+                replicas: s.replicas.clone(),
+                pod_nodes: BTreeMap::new(),
+                at: 6,
+            })
+            .ok
+    );
+    let changes = DesiredChanges::between(&s, &manifests(1, "1"), &s.replicas, &s.pod_nodes);
+    assert_eq!(changes.base.as_deref(), Some("b"));
+    let rollback = Command::RollbackChanges {
+        failed: "b".into(),
+        to,
+        changes,
+        at: 6,
+    };
+    let mut changed = s.clone();
+    assert!(changed.apply(rollback.clone()).ok);
+    assert_eq!(changed, whole);
+    // Once applied, the same proposal is stale: `a` is desired now, not `b`.
+    assert!(!changed.apply(rollback).ok);
+    assert_eq!(changed, whole);
+}
+
+#[test]
+fn a_halted_rollout_keeps_its_reasons_within_the_caps() {
+    let mut s = ClusterState::new();
+    accept(&mut s, "a", manifests(1, "1"), 2);
+    s.apply(Command::RolloutState {
+        sha: "a".into(),
+        rc: "default/web".into(),
+        state: RolloutState::Halted {
+            reasons: vec!["x".repeat(100_000); 1_000],
+        },
+        at: 3,
+    });
+    let RolloutState::Halted { reasons } = &s.rollouts["default/web"].state else {
+        panic!("not halted");
+    };
+    assert_eq!(reasons.len(), MAX_ERRORS);
+    assert!(reasons.iter().all(|r| r.len() < MAX_TEXT_BYTES + 64));
+    assert_eq!(s.commit("a").unwrap().errors.len(), MAX_ERRORS);
+}
+
+#[test]
+fn a_recovery_is_recorded_and_the_state_takes_this_format() {
+    let mut s = ClusterState {
+        format: 2,
+        ..ClusterState::default()
+    };
+    for i in 0..MAX_RECOVERIES as u64 + 2 {
+        assert!(
+            s.apply(Command::Recovered {
+                member: 7,
+                from_members: vec![1, 2, 3],
+                last_index: i,
+                at: 9,
+            })
+            .ok
+        );
+    }
+    assert_eq!(s.format, STATE_FORMAT);
+    assert_eq!(s.recoveries.len(), MAX_RECOVERIES);
+    assert_eq!(s.recoveries[0].last_index, 2, "the oldest go first");
+}
+
+#[test]
+fn the_history_budget_is_the_clusters_setting() {
+    let mut s = ClusterState::new();
+    let plan_record = |sha: &str| {
+        let mut r = record(sha);
+        r.outcome = Outcome::Applied;
+        r.plan = (0..100)
+            .map(|i| format!("add default/{sha}-{i} on h"))
+            .collect();
+        r
+    };
+    let commits: Vec<CommitRecord> = (0..50).map(|i| plan_record(&format!("c{i}"))).collect();
+    s.apply(Command::Seen { commits });
+    assert!(
+        s.history.iter().all(|r| r.plan.len() == 100),
+        "the default holds them"
+    );
+    let values: SettingValues = [(HISTORY_SIZE.to_string(), "20000".to_string())].into();
+    s.apply(Command::Settings {
+        values,
+        by: 1,
+        at: 5,
+    });
+    s.apply(Command::Seen {
+        commits: vec![plan_record("next")],
+    });
+    assert!(s.history.estimated_bytes() <= 20_000);
+    assert!(s.history.iter().any(|r| r.plan == [PLAN_DROPPED]));
+    assert_eq!(s.history.back().unwrap().sha, "next");
+}
+
+#[test]
+fn a_state_from_before_formats_and_budgets_loads() {
+    // The JSON an older berth wrote: no format, no settings, no recoveries, history a list.
+    let mut s = ClusterState::new();
+    s.apply(Command::Seen {
+        commits: vec![record("a")],
+    });
+    let mut old = serde_json::to_value(&s).unwrap();
+    let o = old.as_object_mut().unwrap();
+    for field in ["format", "settings", "recoveries", "rollouts", "templates"] {
+        o.remove(field);
+    }
+    let loaded: ClusterState = serde_json::from_value(old).unwrap();
+    assert_eq!(loaded.format, 0);
+    assert_eq!(loaded.history, s.history);
+}
