@@ -202,19 +202,19 @@ impl Controller {
                 return;
             }
         };
+        let hosts = self.scheduler_hosts(&desired.nodes);
         let read = self.raft.state().read(|s| {
             Some((
                 s.commit(to)?.clone(),
                 s.replicas.clone(),
                 s.pod_nodes.clone(),
-                Load::of(s),
+                Load::of(s, &hosts),
             ))
         });
         let Some((record, replicas, pod_nodes, mut load)) = read else {
             return;
         };
-        let pod_nodes: BTreeMap<_, _> =
-            place_pods(&desired, &pod_nodes, &mut load, &self.scheduler_hosts());
+        let pod_nodes: BTreeMap<_, _> = place_pods(&desired, &pod_nodes, &mut load);
         tracing::warn!(
             commit = failed,
             to,

@@ -11,10 +11,12 @@
 //! must agree on), `workload` (replicas, revisions, rollouts), this file (the state, the commands and `apply`).
 
 mod history;
+mod placement;
 mod settings;
 mod workload;
 
 pub use history::{capped, truncated, CommitRecord, Outcome, Trigger, MAX_ERRORS, MAX_TEXT_BYTES};
+pub use placement::PlacementClock;
 pub use settings::{differing, SettingValues, Settings, SettingsChange};
 pub use workload::{Replica, Rollout, RolloutState};
 
@@ -70,6 +72,9 @@ pub struct ClusterState {
     /// The settings every member must share (see `settings.rs`).
     #[serde(default)]
     pub settings: Settings,
+    /// When placements changed, per host (see `placement.rs`).
+    #[serde(default)]
+    pub placement: PlacementClock,
 }
 
 /// The changes a leader can propose.
@@ -109,13 +114,25 @@ pub enum Command {
     },
     /// Everything observed matches the desired state of `sha`.
     Converged { sha: String, at: Millis },
-    /// Replicas added to, and retired from, one RC of the desired commit `sha`.
+    /// Replicas added to, and retired from, one RC of the desired commit `sha`. An added
+    /// replica with an empty node is pending. With `based_on` (the placement generation the
+    /// leader computed against), refused when a host it chose took pods since.
     Replicas {
         sha: String,
         rc: ObjectKey,
         add: Vec<Replica>,
         retire: Vec<String>,
         at: Millis,
+        #[serde(default)]
+        based_on: Option<u64>,
+    },
+    /// Pending pods placed: replicas (per RC, name and host) and bare Pods (host by key),
+    /// computed against placement generation `based_on`; refused if stale (see `placement.rs`)
+    /// or if one of them is no longer pending.
+    Bind {
+        replicas: BTreeMap<ObjectKey, Vec<(String, String)>>,
+        pods: BTreeMap<ObjectKey, String>,
+        based_on: u64,
     },
     /// The rollout of `rc` for `sha` completed or halted. A halt fails the commit.
     RolloutState {
@@ -228,9 +245,15 @@ impl ClusterState {
             } => {
                 self.replicas = replicas;
                 self.pod_nodes = pod_nodes;
+                self.placement.replaced();
                 self.forget_unused_templates();
                 true
             }
+            Command::Bind {
+                replicas,
+                pods,
+                based_on,
+            } => self.bind(replicas, pods, based_on),
             Command::Executed { sha, plan, at, .. } => match self.commit_mut(&sha) {
                 Some(c) => {
                     c.note(plan);
@@ -256,7 +279,8 @@ impl ClusterState {
                 add,
                 retire,
                 at,
-            } => self.change_replicas(&sha, &rc, add, retire, at),
+                based_on,
+            } => self.change_replicas(&sha, &rc, add, retire, at, based_on),
             Command::RolloutState { sha, rc, state, at } => {
                 self.rollout_state(&sha, &rc, state, at)
             }
@@ -388,6 +412,7 @@ impl ClusterState {
         }
         self.replicas = replicas;
         self.pod_nodes = pod_nodes;
+        self.placement.replaced();
         self.rollouts.retain(|key, _| wanted.contains(key));
         for rc in self.desired.replication_controllers.clone() {
             let key = object_key(&rc.metadata.namespace, &rc.metadata.name);
@@ -430,9 +455,15 @@ impl ClusterState {
         add: Vec<Replica>,
         retire: Vec<String>,
         at: Millis,
+        based_on: Option<u64>,
     ) -> bool {
         if self.desired_commit.as_deref() != Some(sha) || !self.rollouts.contains_key(rc) {
             return false;
+        }
+        if let Some(g) = based_on {
+            if !self.placement.fresh(g, add.iter().map(|r| r.node.as_str())) {
+                return false; // a host it chose took pods meanwhile: recomputed
+            }
         }
         let list = self.replicas.entry(rc.to_string()).or_default();
         let taken: BTreeSet<&str> = list.iter().map(|r| r.name.as_str()).collect();
@@ -442,8 +473,13 @@ impl ClusterState {
         let (namespace, _) = rc.split_once('/').unwrap_or(("default", rc));
         let mut lines: Vec<String> = add
             .iter()
-            .map(|r| format!("add {namespace}/{} on {}", r.name, r.node))
+            .map(|r| match r.node.as_str() {
+                "" => format!("add {namespace}/{} (pending: no host fits)", r.name),
+                node => format!("add {namespace}/{} on {node}", r.name),
+            })
             .collect();
+        self.placement
+            .added(add.iter().map(|r| r.node.as_str()).filter(|n| !n.is_empty()));
         lines.extend(retire.iter().map(|n| format!("retire {namespace}/{n}")));
         list.retain(|r| !retire.contains(&r.name));
         list.extend(add);
@@ -454,6 +490,81 @@ impl ClusterState {
             c.note(lines);
         }
         self.forget_unused_templates();
+        true
+    }
+
+    fn bind(
+        &mut self,
+        replicas: BTreeMap<ObjectKey, Vec<(String, String)>>,
+        pods: BTreeMap<ObjectKey, String>,
+        based_on: u64,
+    ) -> bool {
+        let hosts = replicas
+            .values()
+            .flatten()
+            .map(|(_, n)| n.as_str())
+            .chain(pods.values().map(String::as_str));
+        if !self.placement.fresh(based_on, hosts) {
+            return false;
+        }
+        let desired_pods: BTreeSet<ObjectKey> = self
+            .desired
+            .pods
+            .iter()
+            .map(|p| object_key(&p.metadata.namespace, &p.metadata.name))
+            .collect();
+        let pods_pending = pods
+            .keys()
+            .all(|k| !self.pod_nodes.contains_key(k) && desired_pods.contains(k));
+        let replicas_pending = replicas.iter().all(|(rc, binds)| {
+            let pending: BTreeSet<&str> = self
+                .replicas
+                .get(rc)
+                .into_iter()
+                .flatten()
+                .filter(|r| r.node.is_empty())
+                .map(|r| r.name.as_str())
+                .collect();
+            binds.iter().all(|(name, _)| pending.contains(name.as_str()))
+        });
+        if !pods_pending || !replicas_pending {
+            return false;
+        }
+        let mut lines = Vec::new();
+        for (rc, binds) in &replicas {
+            let namespace = rc.split_once('/').map_or("default", |(ns, _)| ns);
+            let Some(list) = self.replicas.get_mut(rc) else {
+                continue;
+            };
+            let at: std::collections::HashMap<&str, &str> = binds
+                .iter()
+                .map(|(name, node)| (name.as_str(), node.as_str()))
+                .collect();
+            for r in list.iter_mut() {
+                if let Some(node) = at.get(r.name.as_str()) {
+                    r.node = node.to_string();
+                    lines.push(format!("place {namespace}/{} on {node}", r.name));
+                }
+            }
+        }
+        for (key, node) in &pods {
+            self.pod_nodes.insert(key.clone(), node.clone());
+            lines.push(format!("place {key} on {node}"));
+        }
+        let hosts: Vec<String> = replicas
+            .values()
+            .flatten()
+            .map(|(_, n)| n.clone())
+            .chain(pods.values().cloned())
+            .collect();
+        self.placement.added(hosts.iter().map(String::as_str));
+        if let Some(sha) = self.desired_commit.clone() {
+            if let Some(c) = self.commit_mut(&sha) {
+                if c.outcome == Outcome::Applying {
+                    c.note(lines);
+                }
+            }
+        }
         true
     }
 
