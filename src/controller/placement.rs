@@ -86,7 +86,11 @@ impl Controller {
                 based_on,
             };
             if self.propose_quietly(cmd).await {
-                tracing::info!(placed, still_pending = pending - placed, "pending pods placed");
+                tracing::info!(
+                    placed,
+                    still_pending = pending - placed,
+                    "pending pods placed"
+                );
                 return if placed == pending {
                     Next::Idle
                 } else {

@@ -87,8 +87,12 @@ impl Controller {
             for _ in 0..PLACEMENT_ATTEMPTS {
                 let state = self.raft.state().clone();
                 let (hosts, workload, taken) = (hosts.clone(), workload.clone(), taken.clone());
-                let (key_, revision, sha_, count) =
-                    (key.to_string(), rollout.revision.clone(), sha.clone(), decision.add);
+                let (key_, revision, sha_, count) = (
+                    key.to_string(),
+                    rollout.revision.clone(),
+                    sha.clone(),
+                    decision.add,
+                );
                 let place = move || {
                     state.read(|s| {
                         let mut load = Load::of(s, &hosts);

@@ -34,7 +34,10 @@ pub struct Manifests {
 impl Manifests {
     /// Number of objects of all kinds.
     pub fn len(&self) -> usize {
-        self.pods.len() + self.replication_controllers.len() + self.services.len() + self.nodes.len()
+        self.pods.len()
+            + self.replication_controllers.len()
+            + self.services.len()
+            + self.nodes.len()
     }
 
     /// The Node manifest of host `name`, if the repository has one.

@@ -102,7 +102,12 @@ fn workload(rc: &Rc) -> Workload {
     if rc.binpack {
         annotations.insert(PLACEMENT.into(), "binpack".into());
     }
-    Workload::new(Some(format!("default/{}", rc.name)), &spec, &labels, &annotations)
+    Workload::new(
+        Some(format!("default/{}", rc.name)),
+        &spec,
+        &labels,
+        &annotations,
+    )
 }
 
 fn place_all(hosts: &[Host], rcs: &[Rc]) -> Vec<(Rc, Vec<Replica>)> {
@@ -111,7 +116,16 @@ fn place_all(hosts: &[Host], rcs: &[Rc]) -> Vec<(Rc, Vec<Replica>)> {
         .map(|rc| {
             let w = workload(rc);
             let key = format!("default/{}", rc.name);
-            let out = new_replicas(&key, &w, "r", rc.replicas, &mut load, &BTreeSet::new(), "s", 1);
+            let out = new_replicas(
+                &key,
+                &w,
+                "r",
+                rc.replicas,
+                &mut load,
+                &BTreeSet::new(),
+                "s",
+                1,
+            );
             (rc.clone(), out)
         })
         .collect()

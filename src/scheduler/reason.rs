@@ -85,7 +85,10 @@ mod tests {
             requests: 512 << 20,
             free: 200 << 20,
         };
-        assert_eq!(mem.to_string(), "insufficient memory: requests 512Mi, free 200Mi");
+        assert_eq!(
+            mem.to_string(),
+            "insufficient memory: requests 512Mi, free 200Mi"
+        );
         let port = Reason::HostPort {
             port: 80,
             protocol: Protocol::Tcp,

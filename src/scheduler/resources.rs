@@ -85,8 +85,8 @@ pub fn demand(spec: &PodSpec) -> Resources {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{Container, RestartPolicy};
     use crate::manifest::quantity::{Cpu, Memory};
+    use crate::manifest::{Container, RestartPolicy};
 
     fn spec(containers: Vec<Container>) -> PodSpec {
         PodSpec {

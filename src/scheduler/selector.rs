@@ -54,8 +54,7 @@ fn key(k: &str, whole: &str) -> Result<String, String> {
     let k = k.trim();
     let ok = !k.is_empty()
         && k.len() <= 317
-        && k
-            .bytes()
+        && k.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
     if ok {
         Ok(k.to_string())
@@ -67,8 +66,7 @@ fn key(k: &str, whole: &str) -> Result<String, String> {
 fn value(v: &str, whole: &str) -> Result<String, String> {
     let v = v.trim();
     let ok = v.len() <= 63
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     if ok {
         Ok(v.to_string())

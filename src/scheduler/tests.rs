@@ -3,9 +3,9 @@
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::manifest::{Container, ContainerPort, PodSpec, Protocol, RestartPolicy, StringMap};
 use crate::manifest::annotations::{CONFLICTS, MAX_PER_NODE, PLACEMENT};
 use crate::manifest::quantity::{Cpu, Memory};
+use crate::manifest::{Container, ContainerPort, PodSpec, Protocol, RestartPolicy, StringMap};
 use crate::raft::state::Replica;
 
 const MI: u64 = 1 << 20;
@@ -93,7 +93,9 @@ fn six_replicas_spread_two_per_host_with_fresh_names() {
         per_host(&web),
         [("a".into(), 2), ("b".into(), 2), ("c".into(), 2)]
     );
-    assert!(web.iter().all(|r| r.name.starts_with("web-") && r.name.len() == 9));
+    assert!(web
+        .iter()
+        .all(|r| r.name.starts_with("web-") && r.name.len() == 9));
     let names: BTreeSet<_> = web.iter().map(|r| &r.name).collect();
     assert_eq!(names.len(), 6);
 }
@@ -192,7 +194,12 @@ fn max_per_node_leaves_the_fourth_replica_pending() {
     let web = place(&mut load, &w, 4, "c1");
     assert_eq!(
         per_host(&web),
-        [("".into(), 1), ("a".into(), 1), ("b".into(), 1), ("c".into(), 1)]
+        [
+            ("".into(), 1),
+            ("a".into(), 1),
+            ("b".into(), 1),
+            ("c".into(), 1)
+        ]
     );
     assert!(load
         .explain(&w)
@@ -217,7 +224,12 @@ fn conflicts_keep_pods_apart_both_ways() {
         ..db2
     };
     let why = load.explain(&db2);
-    assert!(why[1].1.as_ref().unwrap_err().to_string().starts_with("conflicts app=db: host runs default/cache-"));
+    assert!(why[1]
+        .1
+        .as_ref()
+        .unwrap_err()
+        .to_string()
+        .starts_with("conflicts app=db: host runs default/cache-"));
 }
 
 #[test]
@@ -227,7 +239,11 @@ fn binpack_fills_the_most_allocated_host_first() {
         Host::new("b", true).capacity(4000, 4096 * MI),
     ];
     let mut load = Load::new(&h);
-    let w = W::rc("batch").memory(1024).cpu(1000).note(PLACEMENT, "binpack").build();
+    let w = W::rc("batch")
+        .memory(1024)
+        .cpu(1000)
+        .note(PLACEMENT, "binpack")
+        .build();
     let b = place(&mut load, &w, 5, "c1");
     assert_eq!(per_host(&b), [("a".into(), 4), ("b".into(), 1)]);
 }
@@ -281,6 +297,9 @@ fn placed_replicas_stay_when_a_host_joins() {
     let mut load = Load::of(&state, &three);
     let binds = bind_pending(&state, &mut load);
     assert_eq!(binds.len(), 1);
-    assert_eq!(binds.replicas["default/web"][0].1, "c", "the pending one goes to the new host");
+    assert_eq!(
+        binds.replicas["default/web"][0].1, "c",
+        "the pending one goes to the new host"
+    );
     assert_eq!(load.allocated("a").unwrap().1, 2, "nothing moved off a");
 }

@@ -16,9 +16,9 @@ use ctx::{field, index, Fields};
 
 use super::annotations::Place;
 use super::limits::{show_bytes, MAX_ANNOTATION_BYTES};
+use super::model::Node as HostNode;
 use super::model::*;
 use super::names;
-use super::model::Node as HostNode;
 use super::yaml::Node;
 
 /// One decoded object, before cross-object checks.

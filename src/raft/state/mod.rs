@@ -478,8 +478,11 @@ impl ClusterState {
                 node => format!("add {namespace}/{} on {node}", r.name),
             })
             .collect();
-        self.placement
-            .added(add.iter().map(|r| r.node.as_str()).filter(|n| !n.is_empty()));
+        self.placement.added(
+            add.iter()
+                .map(|r| r.node.as_str())
+                .filter(|n| !n.is_empty()),
+        );
         lines.extend(retire.iter().map(|n| format!("retire {namespace}/{n}")));
         list.retain(|r| !retire.contains(&r.name));
         list.extend(add);
@@ -525,7 +528,9 @@ impl ClusterState {
                 .filter(|r| r.node.is_empty())
                 .map(|r| r.name.as_str())
                 .collect();
-            binds.iter().all(|(name, _)| pending.contains(name.as_str()))
+            binds
+                .iter()
+                .all(|(name, _)| pending.contains(name.as_str()))
         });
         if !pods_pending || !replicas_pending {
             return false;
