@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::node_config::capacity_over;
 use super::Controller;
+use crate::docker::HostState;
 use crate::engine::Next;
 use crate::manifest::Node;
 use crate::raft::state::{ClusterState, Command};
@@ -17,6 +18,8 @@ const ATTEMPTS: usize = 5;
 /// Pending pods are looked at again this often even without news (a host's reported capacity
 /// can change without an event).
 const WHILE_PENDING: Duration = Duration::from_secs(10);
+/// How often placement looks again while waiting for the first look at every host.
+pub(super) const FIRST_LOOK: Duration = Duration::from_millis(200);
 
 impl Controller {
     /// The configured hosts as the scheduler sees them: readiness from the engine, labels from
@@ -48,9 +51,20 @@ impl Controller {
             .collect()
     }
 
+    /// Has every host been looked at once (answered, or failed to)? Until then, a leader that
+    /// just started would see only the first hosts to answer as ready and pile pods onto them.
+    pub(super) fn hosts_looked_at(&self) -> bool {
+        self.hosts
+            .iter()
+            .all(|c| c.read(|v| !matches!(v.state, HostState::Unseen)))
+    }
+
     /// Places pending pods where they now fit, in one Raft command; recomputed at once when
     /// refused as stale.
     pub(super) async fn work_pending(&self) -> Next {
+        if !self.hosts_looked_at() {
+            return Next::after(FIRST_LOOK);
+        }
         for _ in 0..ATTEMPTS {
             let state = self.raft.state().clone();
             let nodes = state.read(|s| s.desired.nodes.clone());

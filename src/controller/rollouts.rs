@@ -77,6 +77,9 @@ impl Controller {
             draining,
             now,
         );
+        if decision.add > 0 && !self.hosts_looked_at() {
+            return Next::after(super::placement::FIRST_LOOK);
+        }
         if decision.add > 0 || !decision.retire.is_empty() {
             let taken: BTreeSet<String> = self.taken_names(&rc.metadata.namespace, &replicas);
             let hosts = self.scheduler_hosts(&nodes);
