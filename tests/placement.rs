@@ -134,8 +134,8 @@ fn node_count(pods: &[Value], node: &str) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replicas_are_placed_by_spread_selector_anti_affinity_capacity_and_host_ports(
-) -> Result<()> {
+async fn replicas_are_placed_by_spread_selector_anti_affinity_capacity_and_host_ports() -> Result<()>
+{
     let started = Instant::now();
     let engines = start_engines(3).await?;
     let names = ["h0", "h1", "h2"];
@@ -164,7 +164,8 @@ async fn replicas_are_placed_by_spread_selector_anti_affinity_capacity_and_host_
     berth.wait_converged(&empty).await?;
     let nodes_view = berth.get("/api/v1/nodes").await?;
     ensure!(
-        nodes_view[0]["labels"]["disk"] == "ssd" && nodes_view[2]["labels"] == serde_json::json!({}),
+        nodes_view[0]["labels"]["disk"] == "ssd"
+            && nodes_view[2]["labels"] == serde_json::json!({}),
         "labels from --node-label: {nodes_view}"
     );
     ensure!(
@@ -244,7 +245,9 @@ async fn replicas_are_placed_by_spread_selector_anti_affinity_capacity_and_host_
     eprintln!("c) max-per-node at {:?}", started.elapsed());
 
     let pods = wait_pods(&berth, "port", "e) one port replica pending", |p| {
-        p.len() == 4 && node_count(p, "") == 1 && p.iter().filter(|x| x["ready"] == true).count() == 3
+        p.len() == 4
+            && node_count(p, "") == 1
+            && p.iter().filter(|x| x["ready"] == true).count() == 3
     })
     .await?;
     let pending = pods.iter().find(|p| p["node"] == "").unwrap();
@@ -255,7 +258,10 @@ async fn replicas_are_placed_by_spread_selector_anti_affinity_capacity_and_host_
         "e) reasons: {reasons}"
     );
     for e in &engines {
-        ensure!(containers(e.docker(), "port").await?.len() == 1, "e) one per host");
+        ensure!(
+            containers(e.docker(), "port").await?.len() == 1,
+            "e) one per host"
+        );
     }
     eprintln!("e) hostPort at {:?}", started.elapsed());
 
