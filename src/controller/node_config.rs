@@ -167,3 +167,87 @@ pub fn capacity_over(capacity: Option<&str>, reported: Option<Resources>) -> Opt
         (_, r) => r,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::config::ServeArgs;
+    use super::*;
+
+    fn args(nodes: &[&str], labels: &[&str], capacity: &[&str]) -> ServeArgs {
+        ServeArgs {
+            repo: Some("/srv/git".into()),
+            nodes: nodes.iter().map(|s| s.to_string()).collect(),
+            node_settings: NodeArgs {
+                labels: labels.iter().map(|s| s.to_string()).collect(),
+                advertise: vec!["a=10.0.0.5".into()],
+                capacity: capacity.iter().map(|s| s.to_string()).collect(),
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn flags_set_labels_advertise_and_capacity_per_host() {
+        let c = args(
+            &["a=tcp://10.0.0.5:2375", "b=unix:///run/b.sock"],
+            &["a=disk=ssd", "a=zone=z1", "b=disk=hdd"],
+            &["b=cpu=2,memory=4Gi"],
+        )
+        .resolve()
+        .unwrap();
+        assert_eq!(c.nodes[0].labels.len(), 2);
+        assert_eq!(c.nodes[0].advertise.as_deref(), Some("10.0.0.5"));
+        assert_eq!(c.nodes[1].labels["disk"], "hdd");
+        assert_eq!(c.nodes[1].capacity.as_deref(), Some("cpu=2,memory=4Gi"));
+    }
+
+    #[test]
+    fn a_flag_for_an_unknown_host_or_a_bad_value_is_named() {
+        let e = args(&["a=tcp://h:1"], &["c=disk=ssd"], &[])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "--node-label: no host \"c\" is configured (--node): hosts are a"
+        );
+        let e = args(&["a=tcp://h:1"], &[], &["a=cpu=lots"])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--node-capacity: cpu:"), "{e}");
+        let e = args(&["a=tcp://h:1"], &["a=disk"], &[])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "--node-label: \"a=disk\" is not NAME=KEY=VALUE");
+    }
+
+    #[test]
+    fn node_tables_sit_beside_the_string_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            "repo = \"/srv/git\"\nnode = [\"a=tcp://127.0.0.1:2375\"]\n\n[[nodes]]\nname = \"b\"\nendpoint = \"unix:///run/b.sock\"\nlabels = { disk = \"ssd\" }\ncapacity = \"memory=1Gi\"\n",
+        )
+        .unwrap();
+        let c = ServeArgs {
+            config: Some(file),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        let names: Vec<&str> = c.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(c.nodes[1].labels["disk"], "ssd");
+        assert_eq!(
+            capacity_over(
+                c.nodes[1].capacity.as_deref(),
+                Some(Resources::new(4000, 1))
+            ),
+            Some(Resources::new(4000, 1 << 30))
+        );
+        assert_eq!(capacity_over(c.nodes[1].capacity.as_deref(), None), None);
+    }
+}

@@ -612,4 +612,6 @@ impl ClusterState {
 }
 
 #[cfg(test)]
+mod placement_tests;
+#[cfg(test)]
 mod tests;

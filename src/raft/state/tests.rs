@@ -13,7 +13,7 @@ pub fn record(sha: &str) -> CommitRecord {
 }
 
 /// An RC `web` of `replicas` whose container's env holds `version`.
-fn manifests(replicas: u32, version: &str) -> Manifests {
+pub(super) fn manifests(replicas: u32, version: &str) -> Manifests {
     let text = format!(
         "apiVersion: v1\nkind: ReplicationController\nmetadata: {{name: web}}\nspec:\n  replicas: {replicas}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers: [{{name: c, image: 'i:1', env: [{{name: V, value: '{version}'}}]}}]\n"
     );
@@ -36,7 +36,7 @@ fn replica(name: &str, revision: &str) -> Replica {
     }
 }
 
-fn accept(s: &mut ClusterState, sha: &str, desired: Manifests, at: Millis) -> Response {
+pub(super) fn accept(s: &mut ClusterState, sha: &str, desired: Manifests, at: Millis) -> Response {
     s.apply(Command::Seen {
         commits: vec![record(sha)],
     });
@@ -51,7 +51,7 @@ fn accept(s: &mut ClusterState, sha: &str, desired: Manifests, at: Millis) -> Re
     })
 }
 
-fn revision_of(m: &Manifests) -> String {
+pub(super) fn revision_of(m: &Manifests) -> String {
     m.replication_controllers[0].template.revision()
 }
 
