@@ -68,3 +68,21 @@ pub fn summary(reasons: &Value) -> String {
         .collect();
     format!("pending: {}", parts.join("; "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_reasons_are_counted_per_reason() {
+        let reasons = serde_json::json!([
+            "a: insufficient memory: requests 512Mi, free 200Mi",
+            "b: insufficient memory: requests 512Mi, free 200Mi",
+            "c: nodeSelector disk=ssd: host has no label disk"
+        ]);
+        assert_eq!(
+            summary(&reasons),
+            "pending: insufficient memory: requests 512Mi, free 200Mi (2 hosts); nodeSelector disk=ssd: host has no label disk (1 host)"
+        );
+    }
+}
