@@ -134,6 +134,8 @@ pub struct Controller {
     /// This member's settings (from its flags), and whether they are the cluster's.
     local_settings: crate::raft::state::SettingValues,
     settings_agree: std::sync::atomic::AtomicBool,
+    /// Held while a placement is computed and proposed (see `placement.rs`).
+    placer: tokio::sync::Mutex<placement::Placer>,
 }
 
 impl Controller {
@@ -231,6 +233,7 @@ impl Controller {
             peers,
             local_settings,
             settings_agree: std::sync::atomic::AtomicBool::new(false),
+            placer: tokio::sync::Mutex::new(placement::Placer::default()),
         }))
     }
 

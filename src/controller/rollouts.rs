@@ -9,13 +9,11 @@ use crate::clock::now_millis;
 use crate::engine::Next;
 use crate::raft::state::{Command, RolloutState};
 use crate::rollout::{self, Health, ReplicaView, Strategy};
-use crate::scheduler::{new_replicas, Load, Workload};
+use crate::scheduler::{new_replicas, Workload};
 
 /// A progressing rollout is looked at this often even without news (minReadySeconds and
 /// deadlines pass without events).
 const WHILE_PROGRESSING: Duration = Duration::from_secs(1);
-/// Placing more replicas than this at once runs off the async runtime.
-const SMALL_BATCH: usize = 64;
 /// Times a refused placement is computed again at once.
 const PLACEMENT_ATTEMPTS: usize = 5;
 
@@ -85,43 +83,32 @@ impl Controller {
             let hosts = self.scheduler_hosts(&nodes);
             let workload = Workload::of_rc(&rc, &rc.template.labels, &rc.template.spec);
             let mut done = false;
-            // A placement refused as stale (a host it chose took pods meanwhile) is computed
-            // again against the newer state.
+            // A placement refused as stale (a host it chose took pods meanwhile, or another
+            // commit became desired) is computed again against the newer state.
             for _ in 0..PLACEMENT_ATTEMPTS {
-                let state = self.raft.state().clone();
-                let (hosts, workload, taken) = (hosts.clone(), workload.clone(), taken.clone());
-                let (key_, revision, sha_, count) = (
-                    key.to_string(),
-                    rollout.revision.clone(),
-                    sha.clone(),
-                    decision.add,
-                );
-                let place = move || {
-                    state.read(|s| {
-                        let mut load = Load::of(s, &hosts);
+                let (key_, revision, sha_) =
+                    (key.to_string(), rollout.revision.clone(), sha.clone());
+                let (workload, taken, retire) =
+                    (workload.clone(), taken.clone(), decision.retire.clone());
+                let count = decision.add;
+                let decided = self
+                    .place_and_propose(hosts.clone(), move |_, load, based_on| {
                         let add = new_replicas(
-                            &key_, &workload, &revision, count, &mut load, &taken, &sha_, now,
+                            &key_, &workload, &revision, count, load, &taken, &sha_, now,
                         );
-                        (add, s.placement.generation)
+                        let exact = retire.is_empty();
+                        let cmd = Command::Replicas {
+                            sha: sha_,
+                            rc: key_,
+                            add,
+                            retire,
+                            at: now,
+                            based_on: Some(based_on),
+                        };
+                        Some((cmd, exact))
                     })
-                };
-                let (add, based_on) = if decision.add > SMALL_BATCH {
-                    match tokio::task::spawn_blocking(place).await {
-                        Ok(r) => r,
-                        Err(_) => return Next::after(WHILE_PROGRESSING),
-                    }
-                } else {
-                    place()
-                };
-                let cmd = Command::Replicas {
-                    sha: sha.clone(),
-                    rc: key.to_string(),
-                    add,
-                    retire: decision.retire.clone(),
-                    at: now,
-                    based_on: Some(based_on),
-                };
-                if self.propose_quietly(cmd).await {
+                    .await;
+                if decided == Some(true) {
                     done = true;
                     break;
                 }
