@@ -4,8 +4,8 @@ use crate::manifest::quantity::{Cpu, Memory};
 use crate::manifest::PodSpec;
 
 /// CPU a pod that declares none is counted for: small, so such pods still spread by load
-/// instead of piling onto one host as if they were free.
-pub const DEFAULT_CPU_MILLIS: u64 = 100;
+/// instead of piling onto one host as if they were free, yet forty fit on a 2-CPU host.
+pub const DEFAULT_CPU_MILLIS: u64 = 50;
 /// Memory a pod that declares none is counted for (64Mi).
 pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
 
