@@ -129,6 +129,20 @@ async fn wait_pods(
     }
 }
 
+/// Runs the berth CLI; its standard output, or an error with both outputs.
+fn cli(args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    ensure!(
+        out.status.success(),
+        "berth {args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(stdout)
+}
+
 fn node_count(pods: &[Value], node: &str) -> usize {
     pods.iter().filter(|p| p["node"] == node).count()
 }
@@ -241,6 +255,24 @@ async fn replicas_are_placed_by_spread_selector_anti_affinity_capacity_and_host_
     ensure!(
         explained["pending"] == true && explained["hosts"].as_array().map(Vec::len) == Some(3),
         "c) describe: {explained}"
+    );
+    let server = format!("http://{}", berth.addr);
+    let described = cli(&["describe", "pod", name, "--server", &server])?;
+    ensure!(
+        described.contains("pending, no host fits")
+            && described.contains("h2")
+            && described.contains("max-per-node 1: host already runs 1 of this RC"),
+        "c) berth describe pod: {described}"
+    );
+    let listed = cli(&["get", "pods", "--server", &server])?;
+    ensure!(
+        listed.contains("pending: max-per-node 1: host already runs 1 of this RC (3 hosts)"),
+        "c) berth get pods: {listed}"
+    );
+    let nodes_table = cli(&["get", "nodes", "--server", &server])?;
+    ensure!(
+        nodes_table.contains("disk=ssd") && nodes_table.contains("/256Mi"),
+        "berth get nodes: {nodes_table}"
     );
     eprintln!("c) max-per-node at {:?}", started.elapsed());
 
