@@ -167,7 +167,7 @@ fn resources_fill_hosts_then_leave_replicas_pending_with_reasons() {
     let cpu = W::rc("cpu").cpu(1500).build();
     assert_eq!(
         load.explain(&cpu)[1].1.as_ref().unwrap_err().to_string(),
-        "insufficient cpu: requests 1500m, free 800m"
+        "insufficient cpu: requests 1500m, free 900m"
     );
 }
 
