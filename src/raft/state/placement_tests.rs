@@ -79,3 +79,14 @@ fn a_bare_pod_is_bound_only_if_desired_and_unplaced() {
     };
     assert!(!s.apply(cmd).ok);
 }
+
+#[test]
+fn logs_and_states_from_before_placement_generations_still_read() {
+    let old = r#"{"Replicas":{"sha":"a","rc":"default/web","add":[],"retire":["web-1"],"at":3}}"#;
+    let cmd: Command = serde_json::from_str(old).unwrap();
+    assert!(matches!(cmd, Command::Replicas { based_on: None, .. }));
+    let mut state = serde_json::to_value(ClusterState::new()).unwrap();
+    state.as_object_mut().unwrap().remove("placement");
+    let back: ClusterState = serde_json::from_value(state).unwrap();
+    assert_eq!(back.placement, PlacementClock::default());
+}
