@@ -14,6 +14,8 @@
 //!                                                                  │
 //!   Raft log (openraft + redb) ─► raft::state::ClusterState ◄─────┘   (apply: pure, no I/O)
 //!
+//!   scheduler: committed state + hosts (labels, capacity, Node manifests) ─► filters ─► scorers
+//!              ─► Command::Replicas / Command::Bind (pending pods, once room appears)
 //!   reconcile: committed state ─► reconcile::desired ─┐
 //!              docker::DockerHost::list_managed ──────┴─► reconcile::plan (pure) ─► execute
 //!                                                                                  (bollard)

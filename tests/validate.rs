@@ -328,7 +328,7 @@ fn broken_tree_yields_one_precise_error_per_problem() {
         "03-missing-apiversion.yaml:1:1: apiVersion: required field is missing",
         "04-unknown-apiversion.yaml:1:13: apiVersion: unsupported apiVersion \"apps/v1\": berth reads v1 objects",
         "05-missing-kind.yaml:1:1: kind: required field is missing",
-        "06-unknown-kind.yaml:2:7: kind: unsupported kind \"Deployment\": berth reads Pod, ReplicationController, Service and List",
+        "06-unknown-kind.yaml:2:7: kind: unsupported kind \"Deployment\": berth reads Pod, ReplicationController, Service, Node and List",
         "07-unknown-field.yaml:9:5: spec.containers[0].imagePullPolicyy: unknown field (did you mean \"imagePullPolicy\"?)",
         "08-bad-pod-name.yaml:4:9: metadata.name: \"Web_Server\" is not a valid DNS-1123 subdomain (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)",
         "09-bad-service-name.yaml:4:9: metadata.name: \"1cache\" is not a valid DNS-1035 label (must start with a lowercase letter)",

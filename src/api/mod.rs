@@ -2,9 +2,10 @@
 //! answer from committed Raft state and this controller's live observation.
 //!
 //! `GET /healthz`, `/api/v1/status`, `/api/v1/commits`, `/api/v1/commits/{sha}`, `/api/v1/pods`,
-//! `/api/v1/replicationcontrollers`, `/api/v1/services`, `/api/v1/nodes`. Other methods on these
+//! `/api/v1/pods/{namespace}/{name}/placement`, `/api/v1/replicationcontrollers`, `/api/v1/services`, `/api/v1/nodes`. Other methods on these
 //! paths answer 405; unknown paths 404, both with a JSON error.
 
+pub mod placement;
 pub mod views;
 
 use std::sync::Arc;
@@ -37,6 +38,10 @@ pub fn router(ctl: Arc<Controller>) -> Router {
             get(|State(c): Ctl| async move { Json(views::pods(&c)) }),
         )
         .route(
+            "/api/v1/pods/{namespace}/{name}/placement",
+            get(pod_placement),
+        )
+        .route(
             "/api/v1/replicationcontrollers",
             get(|State(c): Ctl| async move { Json(views::replication_controllers(&c)) }),
         )
@@ -66,6 +71,16 @@ async fn commit(State(c): Ctl, Path(sha): Path<String>) -> Response {
             &format!("no commit {sha} in history"),
         ),
         Err(msg) => error(StatusCode::BAD_REQUEST, &msg),
+    }
+}
+
+async fn pod_placement(State(c): Ctl, Path((namespace, name)): Path<(String, String)>) -> Response {
+    match placement::explain(&c, &namespace, &name) {
+        Some(p) => Json(p).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            &format!("no pod {namespace}/{name} in the desired state"),
+        ),
     }
 }
 

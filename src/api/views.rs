@@ -173,11 +173,17 @@ pub struct PodView {
     pub probe_failure: Option<String>,
     pub warnings: Vec<String>,
     pub containers: Vec<ContainerView>,
+    /// While pending: why each host refuses it (`b: insufficient memory: requests 512Mi,
+    /// free 200Mi`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
 }
 
 pub fn pods(c: &Controller) -> Vec<PodView> {
     let pods = c.raft.state().read(crate::reconcile::desired::pods);
-    pods.iter().map(|p| pod_view(c, p)).collect()
+    let mut out: Vec<PodView> = pods.iter().map(|p| pod_view(c, p)).collect();
+    out.extend(super::placement::pending_pods(c));
+    out
 }
 
 fn pod_view(c: &Controller, p: &DesiredPod) -> PodView {
@@ -229,6 +235,7 @@ fn pod_view(c: &Controller, p: &DesiredPod) -> PodView {
         probe_failure: status.probe_failure,
         warnings: status.warnings,
         containers,
+        reasons: Vec::new(),
     }
 }
 
@@ -385,6 +392,9 @@ pub struct NodeView {
     pub containers: usize,
     pub error: Option<String>,
     pub last_seen: Option<String>,
+    /// Labels, schedulability, allocatable and allocated resources, pod count.
+    #[serde(flatten)]
+    pub placement: Option<super::placement::HostPlacement>,
 }
 
 #[derive(Debug, Serialize)]
@@ -394,9 +404,11 @@ pub struct Capacity {
 }
 
 pub fn nodes(c: &Controller) -> Vec<NodeView> {
+    let mut placement = super::placement::hosts(c).into_iter();
     c.hosts
         .iter()
         .map(|cache| {
+            let placement = placement.next();
             cache.read(|v| NodeView {
                 name: cache.host().name().to_string(),
                 endpoint: cache.host().endpoint().to_string(),
@@ -413,6 +425,7 @@ pub fn nodes(c: &Controller) -> Vec<NodeView> {
                     HostState::Seen => None,
                 },
                 last_seen: v.last_seen.map(rfc3339),
+                placement,
             })
         })
         .collect()

@@ -33,7 +33,7 @@ pub enum Output {
 }
 
 /// Prints the API's answer as JSON or YAML; false for a table (the caller prints it).
-fn print_raw(output: Output, v: &Value) -> bool {
+pub(crate) fn print_raw(output: Output, v: &Value) -> bool {
     match output {
         Output::Table => false,
         Output::Json => {
@@ -85,11 +85,15 @@ pub struct StatusArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct DescribeArgs {
-    /// Only `commit` for now.
-    #[arg(value_parser = ["commit"])]
+    /// `commit` or `pod`.
+    #[arg(value_parser = ["commit", "pod"])]
     pub kind: String,
-    /// Full sha or a unique prefix (at least 4 hex digits).
+    /// A commit: full sha or a unique prefix (at least 4 hex digits). A pod: its name.
+    #[arg(value_name = "SHA|NAME")]
     pub sha: String,
+    /// The pod's namespace.
+    #[arg(short, long, default_value = "default")]
+    pub namespace: String,
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: Output,
     #[command(flatten)]
@@ -123,7 +127,7 @@ fn finish(result: Result<(), String>) -> ExitCode {
     }
 }
 
-fn s(v: &Value, key: &str) -> String {
+pub(crate) fn s(v: &Value, key: &str) -> String {
     match v.get(key) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None => "-".into(),
@@ -240,6 +244,9 @@ pub async fn get(args: &GetArgs) -> ExitCode {
                             let cs = p["containers"].as_array().cloned().unwrap_or_default();
                             let running = cs.iter().filter(|c| c["state"] == "running").count();
                             let reason = match (p.get("probe_failure"), p.get("reason")) {
+                                _ if p.get("reasons").is_some() => {
+                                    super::describe_pod::summary(&p["reasons"])
+                                }
                                 (_, Some(Value::String(r))) => r.clone(),
                                 (Some(Value::String(f)), _) => f.clone(),
                                 _ => "-".into(),
@@ -325,27 +332,49 @@ pub async fn get(args: &GetArgs) -> ExitCode {
                     &[
                         "NAME",
                         "READY",
+                        "SCHEDULABLE",
                         "VERSION",
-                        "CPUS",
+                        "CPU",
                         "MEMORY",
+                        "PODS",
                         "CONTAINERS",
+                        "LABELS",
                         "ENDPOINT",
                         "ERROR",
                     ],
                     items
                         .iter()
                         .map(|n| {
-                            let cap = &n["capacity"];
-                            let mem = cap["memory_bytes"]
-                                .as_u64()
-                                .map_or("-".into(), |b| format!("{}Mi", b >> 20));
+                            // Allocated of allocatable, as the scheduler counts them.
+                            let (used, cap) = (&n["allocated"], &n["allocatable"]);
+                            let of = |k: &str| match cap.get(k) {
+                                Some(Value::String(c)) => format!("{}/{c}", s(used, k)),
+                                _ => format!("{}/-", s(used, k)),
+                            };
+                            let labels: Vec<String> = n["labels"]
+                                .as_object()
+                                .into_iter()
+                                .flatten()
+                                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                                .collect();
+                            let schedulable = match n["draining"] {
+                                Value::Bool(true) => "draining".to_string(),
+                                _ => s(n, "schedulable"),
+                            };
                             vec![
                                 s(n, "name"),
                                 s(n, "ready"),
+                                schedulable,
                                 s(n, "version"),
-                                s(cap, "cpus"),
-                                mem,
+                                of("cpu"),
+                                of("memory"),
+                                s(n, "pods"),
                                 s(n, "containers"),
+                                if labels.is_empty() {
+                                    "-".into()
+                                } else {
+                                    labels.join(",")
+                                },
                                 s(n, "endpoint"),
                                 s(n, "error"),
                             ]
@@ -378,6 +407,9 @@ pub async fn get(args: &GetArgs) -> ExitCode {
 }
 
 pub async fn describe(args: &DescribeArgs) -> ExitCode {
+    if args.kind == "pod" {
+        return finish(super::describe_pod::describe(args).await);
+    }
     finish(
         async {
             let v = fetch(

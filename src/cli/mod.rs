@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod cluster;
+mod describe_pod;
 pub mod rollout;
 pub mod serve;
 pub mod validate;
@@ -33,7 +34,8 @@ pub enum Command {
     Status(client::StatusArgs),
     /// List pods, rc, services, nodes or commits, as a table, JSON (-o json) or YAML (-o yaml).
     Get(client::GetArgs),
-    /// Show one commit in full: outcome, errors and the plan that was executed.
+    /// Show one commit in full (outcome, errors and the plan that was executed), or one pod:
+    /// its host, or while pending, why each host refuses it.
     Describe(client::DescribeArgs),
     /// Follow a ReplicationController's rollout: `berth rollout status rc/web`.
     Rollout(rollout::RolloutArgs),

@@ -105,6 +105,8 @@ pub struct ServeArgs {
     pub policy: PolicyArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub node_settings: super::node_config::NodeArgs,
 }
 
 /// A controller cluster: who this member is and how members reach and trust each other.
@@ -246,6 +248,9 @@ struct FileConfig {
     branch: Option<String>,
     path: Option<String>,
     node: Option<Vec<String>>,
+    /// `[[nodes]]` tables: a host with its labels, advertise address and capacity.
+    #[serde(default)]
+    nodes: Vec<super::node_config::NodeTable>,
     docker_tls_dir: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     listen: Option<String>,
@@ -289,6 +294,12 @@ pub enum OnFailure {
 pub struct NodeConfig {
     pub name: String,
     pub endpoint: String,
+    /// `--node-label`s and `[[nodes]]` labels.
+    pub labels: crate::manifest::StringMap,
+    /// `--node-advertise`: where its published ports are reached.
+    pub advertise: Option<String>,
+    /// `--node-capacity` (`cpu=2,memory=4Gi`), over what the engine reports.
+    pub capacity: Option<String>,
 }
 
 /// Settings after merging and checking.
@@ -338,7 +349,7 @@ pub enum ConfigError {
     File { path: String, message: String },
 }
 
-fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
+pub(super) fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         setting,
         message: message.into(),
@@ -362,14 +373,18 @@ impl ServeArgs {
         })?;
         let nodes = if !self.nodes.is_empty() {
             self.nodes
+        } else if file.node.is_some() || !file.nodes.is_empty() {
+            let mut listed = file.node.clone().unwrap_or_default();
+            listed.extend(super::node_config::from_tables(&file.nodes));
+            listed
         } else {
-            file.node
-                .unwrap_or_else(|| vec!["local=unix:///var/run/docker.sock".into()])
+            vec!["local=unix:///var/run/docker.sock".into()]
         };
-        let nodes = nodes
+        let mut nodes = nodes
             .iter()
             .map(|n| parse_node(n))
             .collect::<Result<Vec<_>, _>>()?;
+        super::node_config::apply(&mut nodes, &file.nodes, &self.node_settings)?;
         for (i, n) in nodes.iter().enumerate() {
             if nodes[..i].iter().any(|m| m.name == n.name) {
                 return Err(invalid(
@@ -638,6 +653,9 @@ fn parse_node(s: &str) -> Result<NodeConfig, ConfigError> {
     Ok(NodeConfig {
         name: name.to_string(),
         endpoint: endpoint.to_string(),
+        labels: Default::default(),
+        advertise: None,
+        capacity: None,
     })
 }
 
@@ -697,7 +715,10 @@ mod tests {
             c.nodes,
             vec![NodeConfig {
                 name: "a".into(),
-                endpoint: "tcp://127.0.0.1:2375".into()
+                endpoint: "tcp://127.0.0.1:2375".into(),
+                labels: Default::default(),
+                advertise: None,
+                capacity: None,
             }]
         );
         assert_eq!(c.listen.to_string(), "127.0.0.1:7878");

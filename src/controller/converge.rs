@@ -202,11 +202,11 @@ impl Controller {
                 return;
             }
         };
-        let hosts = self.scheduler_hosts();
+        let hosts = self.scheduler_hosts(&desired.nodes);
         let read = self.raft.state().read(|s| {
             let record = s.commit(to)?.clone();
             let pod_nodes: BTreeMap<_, _> =
-                place_pods(&desired, &s.pod_nodes, &mut Load::of(s), &hosts);
+                place_pods(&desired, &s.pod_nodes, &mut Load::of(s, &hosts));
             // Only what changed travels through Raft, against the failed commit's state.
             let changes = DesiredChanges::between(s, &desired, &s.replicas, &pod_nodes);
             Some((record, changes))

@@ -20,6 +20,8 @@ mod converge;
 mod desired_index;
 mod forward;
 pub mod live;
+pub mod node_config;
+mod placement;
 mod pod_book;
 mod pod_status;
 mod pods;
@@ -101,6 +103,8 @@ pub enum Key {
     Rc(String),
     /// The desired commit's convergence.
     Converge,
+    /// Pending pods: placed where room has appeared.
+    Pending,
 }
 
 /// Shared by the loops, the engine and the status API.
@@ -130,6 +134,8 @@ pub struct Controller {
     /// This member's settings (from its flags), and whether they are the cluster's.
     local_settings: crate::raft::state::SettingValues,
     settings_agree: std::sync::atomic::AtomicBool,
+    /// Held while a placement is computed and proposed (see `placement.rs`).
+    placer: tokio::sync::Mutex<placement::Placer>,
 }
 
 impl Controller {
@@ -182,8 +188,14 @@ impl Controller {
             .nodes
             .iter()
             .map(|n| {
-                DockerHost::connect(&n.name, &n.endpoint, config.docker_tls_dir.as_deref())
-                    .map(|h| HostCache::new(h.for_cluster(&config.cluster.cluster_name)))
+                DockerHost::connect(&n.name, &n.endpoint, config.docker_tls_dir.as_deref()).map(
+                    |h| {
+                        HostCache::new(
+                            h.for_cluster(&config.cluster.cluster_name)
+                                .advertised_at(n.advertise.clone()),
+                        )
+                    },
+                )
             })
             .collect::<Result<Vec<_>, _>>()?;
         let raft = RaftNode::open_cluster(config.cluster.clone(), &data.join("raft")).await?;
@@ -221,6 +233,7 @@ impl Controller {
             peers,
             local_settings,
             settings_agree: std::sync::atomic::AtomicBool::new(false),
+            placer: tokio::sync::Mutex::new(placement::Placer::default()),
         }))
     }
 
@@ -343,6 +356,7 @@ impl Controller {
             self.runner.enqueue(Key::Rc(rc.clone()), Duration::ZERO);
         }
         self.runner.enqueue(Key::Converge, CONVERGE_DEBOUNCE);
+        self.runner.enqueue(Key::Pending, CONVERGE_DEBOUNCE);
     }
 
     /// The status of every pod instance known, by key.
@@ -509,6 +523,7 @@ impl Worker for Controller {
             Key::Pod(k) => self.work_pod(&k).await,
             Key::Rc(k) => self.work_rc(&k).await,
             Key::Converge => self.work_converge().await,
+            Key::Pending => self.work_pending().await,
         }
     }
 }

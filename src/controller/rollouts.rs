@@ -9,11 +9,13 @@ use crate::clock::now_millis;
 use crate::engine::Next;
 use crate::raft::state::{Command, RolloutState};
 use crate::rollout::{self, Health, ReplicaView, Strategy};
-use crate::scheduler::{new_replicas, Load};
+use crate::scheduler::{new_replicas, Workload};
 
 /// A progressing rollout is looked at this often even without news (minReadySeconds and
 /// deadlines pass without events).
 const WHILE_PROGRESSING: Duration = Duration::from_secs(1);
+/// Times a refused placement is computed again at once.
+const PLACEMENT_ATTEMPTS: usize = 5;
 
 impl Controller {
     pub(super) async fn work_rc(&self, key: &str) -> Next {
@@ -28,11 +30,11 @@ impl Controller {
             let rollout = s.rollouts.get(key)?.clone();
             let replicas = s.replicas.get(key).cloned().unwrap_or_default();
             let sha = s.desired_commit.clone()?;
-            Some((rc, rollout, replicas, sha, Load::of(s)))
+            Some((rc, rollout, replicas, sha, s.desired.nodes.clone()))
         }) else {
             return Next::Idle;
         };
-        let (rc, rollout, replicas, sha, mut load) = read;
+        let (rc, rollout, replicas, sha, nodes) = read;
         if !rollout.is_progressing() {
             return Next::Idle;
         }
@@ -73,27 +75,45 @@ impl Controller {
             draining,
             now,
         );
+        if decision.add > 0 && !self.hosts_looked_at() {
+            return Next::after(super::placement::FIRST_LOOK);
+        }
         if decision.add > 0 || !decision.retire.is_empty() {
             let taken: BTreeSet<String> = self.taken_names(&rc.metadata.namespace, &replicas);
-            let add = new_replicas(
-                key,
-                &rc.template.spec,
-                &rollout.revision,
-                decision.add,
-                &mut load,
-                &self.scheduler_hosts(),
-                &taken,
-                &sha,
-                now,
-            );
-            let cmd = Command::Replicas {
-                sha: sha.clone(),
-                rc: key.to_string(),
-                add,
-                retire: decision.retire.clone(),
-                at: now,
-            };
-            if !self.propose_quietly(cmd).await {
+            let hosts = self.scheduler_hosts(&nodes);
+            let workload = Workload::of_rc(&rc, &rc.template.labels, &rc.template.spec);
+            let mut done = false;
+            // A placement refused as stale (a host it chose took pods meanwhile, or another
+            // commit became desired) is computed again against the newer state.
+            for _ in 0..PLACEMENT_ATTEMPTS {
+                let (key_, revision, sha_) =
+                    (key.to_string(), rollout.revision.clone(), sha.clone());
+                let (workload, taken, retire) =
+                    (workload.clone(), taken.clone(), decision.retire.clone());
+                let count = decision.add;
+                let decided = self
+                    .place_and_propose(hosts.clone(), move |_, load, based_on| {
+                        let add = new_replicas(
+                            &key_, &workload, &revision, count, load, &taken, &sha_, now,
+                        );
+                        let exact = retire.is_empty();
+                        let cmd = Command::Replicas {
+                            sha: sha_,
+                            rc: key_,
+                            add,
+                            retire,
+                            at: now,
+                            based_on: Some(based_on),
+                        };
+                        Some((cmd, exact))
+                    })
+                    .await;
+                if decided == Some(true) {
+                    done = true;
+                    break;
+                }
+            }
+            if !done {
                 return Next::after(WHILE_PROGRESSING);
             }
         }

@@ -46,6 +46,24 @@ pub fn local_values(config: &Config) -> SettingValues {
         .map(|n| format!("{}={}", n.name, n.endpoint))
         .collect();
     nodes.sort();
+    // Per-host settings change placement, so every member must place alike. Hosts without any
+    // are left out, so a cluster from before they existed keeps agreeing with itself.
+    let mut per_host: Vec<String> = config
+        .nodes
+        .iter()
+        .filter(|n| !n.labels.is_empty() || n.advertise.is_some() || n.capacity.is_some())
+        .map(|n| {
+            let labels: Vec<String> = n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!(
+                "{}[labels {}; advertise {}; capacity {}]",
+                n.name,
+                labels.join(","),
+                n.advertise.as_deref().unwrap_or("-"),
+                n.capacity.as_deref().unwrap_or("engine")
+            )
+        })
+        .collect();
+    per_host.sort();
     let signatures = match &config.signatures {
         None => "off".to_string(),
         Some(p) => format!(
@@ -82,6 +100,7 @@ pub fn local_values(config: &Config) -> SettingValues {
         ("pull-fallback", config.pull.fallback.to_string()),
     ]
     .into_iter()
+    .chain((!per_host.is_empty()).then(|| ("node-settings", per_host.join(" "))))
     .map(|(k, v)| (k.to_string(), v))
     .chain(history_size(config))
     .collect()

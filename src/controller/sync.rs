@@ -4,7 +4,7 @@
 use crate::clock::now_millis;
 use crate::manifest::{load_and_check, SourceFile};
 use crate::raft::state::{object_key, Command, CommitRecord, DesiredChanges, Outcome};
-use crate::scheduler::{place_pods, Host, Load};
+use crate::scheduler::{place_pods, Load};
 use crate::sync::{CommitId, CommitInfo, SyncError};
 
 use super::{Controller, ControllerError};
@@ -152,10 +152,11 @@ impl Controller {
             Ok(desired) => {
                 // "Changes no manifest": the decoded objects are identical (comments, README files
                 // and formatting do not count).
-                let hosts = self.scheduler_hosts();
+                // Hosts as the new commit's Node manifests describe them.
+                let hosts = self.scheduler_hosts(&desired.nodes);
                 let (unchanged, changes) = self.raft.state().read(|s| {
-                    let mut load = Load::of(s);
-                    let pod_nodes = place_pods(&desired, &s.pod_nodes, &mut load, &hosts);
+                    let mut load = Load::of(s, &hosts);
+                    let pod_nodes = place_pods(&desired, &s.pod_nodes, &mut load);
                     // Replicas keep their names, hosts and revisions; a replica from before
                     // revisions were recorded runs the RC's template of now.
                     let mut replicas = s.replicas.clone();
@@ -243,17 +244,6 @@ impl Controller {
             }
         }
         Ok(None)
-    }
-
-    /// The configured hosts, and whether each answers, for placement.
-    pub(super) fn scheduler_hosts(&self) -> Vec<Host> {
-        self.hosts
-            .iter()
-            .map(|c| Host {
-                name: c.host().name().to_string(),
-                ready: c.read(|v| v.is_seen()),
-            })
-            .collect()
     }
 }
 

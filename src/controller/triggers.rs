@@ -61,6 +61,7 @@ impl Controller {
                         self.runner.enqueue(Key::Rc(rc.clone()), Duration::ZERO);
                     }
                     self.runner.enqueue(Key::Converge, CONVERGE_DEBOUNCE);
+                    self.runner.enqueue(Key::Pending, CONVERGE_DEBOUNCE);
                 }
             }
         }
@@ -97,6 +98,7 @@ impl Controller {
                     }
                 }
                 self.runner.enqueue(Key::Converge, CONVERGE_DEBOUNCE);
+                self.runner.enqueue(Key::Pending, CONVERGE_DEBOUNCE);
             }
             if now_leading != leading {
                 leading = now_leading;

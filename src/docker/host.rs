@@ -56,6 +56,8 @@ struct Inner {
     pull_gates: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// The controller cluster this client works for: only its containers are seen and touched.
     cluster: String,
+    /// `--node-advertise`: where its published ports are reached, over the endpoint's host.
+    advertise: Option<String>,
 }
 
 impl std::fmt::Debug for DockerHost {
@@ -100,6 +102,7 @@ impl DockerHost {
                 pause_import: Mutex::new(()),
                 pull_gates: Mutex::new(HashMap::new()),
                 cluster: DEFAULT_CLUSTER.to_string(),
+                advertise: None,
             }),
         })
     }
@@ -117,6 +120,7 @@ impl DockerHost {
             pause_import: Mutex::new(()),
             pull_gates: Mutex::new(HashMap::new()),
             cluster: shared.cluster.clone(),
+            advertise: shared.advertise.clone(),
         });
         DockerHost {
             inner: Arc::new(Inner {
@@ -124,6 +128,24 @@ impl DockerHost {
                 ..inner
             }),
         }
+    }
+
+    /// The same host, its published ports reached at `advertise` when given (`--node-advertise`).
+    /// Call before any request, as [`DockerHost::for_cluster`].
+    pub fn advertised_at(self, advertise: Option<String>) -> DockerHost {
+        match Arc::try_unwrap(self.inner) {
+            Ok(inner) => DockerHost {
+                inner: Arc::new(Inner { advertise, ..inner }),
+            },
+            Err(shared) => {
+                let h = DockerHost { inner: shared }.for_cluster_copy();
+                h.advertised_at(advertise)
+            }
+        }
+    }
+
+    fn for_cluster_copy(&self) -> DockerHost {
+        self.clone().for_cluster(&self.inner.cluster.clone())
     }
 
     /// The controller cluster this host is seen for.
@@ -169,6 +191,9 @@ impl DockerHost {
     /// The host's own address, for a remote engine (`tcp://10.0.0.5:2375` → `10.0.0.5`): where
     /// its published ports answer. `None` for a local socket.
     pub fn public_host(&self) -> Option<String> {
+        if let Some(a) = &self.inner.advertise {
+            return Some(a.clone());
+        }
         let addr = match &self.inner.parsed {
             Endpoint::Unix { .. } => return None,
             Endpoint::Http { addr } | Endpoint::Https { addr, .. } => addr,

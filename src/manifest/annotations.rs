@@ -19,6 +19,16 @@ pub const MIN_READY_SECONDS: &str = "berth.io/min-ready-seconds";
 /// and the commit fails (default 120).
 pub const PROGRESS_DEADLINE_SECONDS: &str = "berth.io/progress-deadline-seconds";
 
+/// At most this many replicas of the RC on one host (fleet's `Conflicts`, Marathon's `UNIQUE`).
+pub const MAX_PER_NODE: &str = "berth.io/max-per-node";
+/// A label selector (`app=db,tier!=web`): never on a host running a pod it matches (nor where a
+/// pod there declares a selector matching this one).
+pub const CONFLICTS: &str = "berth.io/conflicts";
+/// `spread` (default: spread the RC's replicas, then least allocated) or `binpack`.
+pub const PLACEMENT: &str = "berth.io/placement";
+/// On a Node manifest, `"true"`: the host takes no new pods and its RC replicas move elsewhere.
+pub const DRAIN: &str = "berth.io/drain";
+
 /// Which object's metadata an annotation is written on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
@@ -26,6 +36,7 @@ pub enum Place {
     ReplicationController,
     Template,
     Service,
+    Node,
 }
 
 impl Place {
@@ -35,6 +46,7 @@ impl Place {
             Place::ReplicationController => "a ReplicationController",
             Place::Template => "a pod template",
             Place::Service => "a Service",
+            Place::Node => "a Node",
         }
     }
 }
@@ -48,6 +60,10 @@ enum Value {
     Seconds {
         min: u32,
     },
+    /// A whole number, at least 1.
+    Positive,
+    /// A label selector (see `scheduler::Selector`).
+    Selector,
 }
 
 struct Known {
@@ -81,6 +97,26 @@ const KNOWN: &[Known] = &[
         key: PROGRESS_DEADLINE_SECONDS,
         places: &[Place::ReplicationController, Place::Pod],
         value: Value::Seconds { min: 1 },
+    },
+    Known {
+        key: MAX_PER_NODE,
+        places: &[Place::ReplicationController],
+        value: Value::Positive,
+    },
+    Known {
+        key: CONFLICTS,
+        places: &[Place::ReplicationController, Place::Pod],
+        value: Value::Selector,
+    },
+    Known {
+        key: PLACEMENT,
+        places: &[Place::ReplicationController, Place::Pod],
+        value: Value::Choice(&["spread", "binpack"]),
+    },
+    Known {
+        key: DRAIN,
+        places: &[Place::Node],
+        value: Value::Choice(&["true", "false"]),
     },
 ];
 
@@ -129,6 +165,13 @@ pub fn check(key: &str, value: &str, place: Place) -> Option<String> {
                 "{value:?} is not a number of seconds in {min}..86400"
             )),
         },
+        Value::Positive => match value.parse::<u32>() {
+            Ok(n) if n >= 1 => None,
+            _ => Some(format!("{value:?} is not a whole number of at least 1")),
+        },
+        Value::Selector => crate::scheduler::Selector::parse(value)
+            .err()
+            .map(|e| format!("not a label selector: {e}")),
         _ => None,
     }
 }

@@ -147,6 +147,7 @@ fn collect(objects: Vec<Object>, problems: &mut Vec<Problem>) -> Manifests {
             Object::Pod(p) => ("Pod", &p.metadata, &p.origin),
             Object::Rc(r) => ("ReplicationController", &r.metadata, &r.origin),
             Object::Service(s) => ("Service", &s.metadata, &s.origin),
+            Object::Node(n) => ("Node", &n.metadata, &n.origin),
         };
         let key = (kind, meta.namespace.clone(), meta.name.clone());
         if let Some(first) = seen.get(&key) {
@@ -169,6 +170,7 @@ fn collect(objects: Vec<Object>, problems: &mut Vec<Problem>) -> Manifests {
             Object::Pod(p) => out.pods.push(p),
             Object::Rc(r) => out.replication_controllers.push(r),
             Object::Service(s) => out.services.push(s),
+            Object::Node(n) => out.nodes.push(n),
         }
     }
     out

@@ -1,4 +1,4 @@
-//! Manifests: Kubernetes v1 `Pod`, `ReplicationController` and `Service` objects, read from YAML
+//! Manifests: Kubernetes v1 `Pod`, `ReplicationController`, `Service` and `Node` objects, read from YAML
 //! or JSON, validated strictly, with every problem reported at once.
 //!
 //! ```text
@@ -18,6 +18,9 @@ pub mod model;
 pub mod names;
 pub mod quantity;
 pub mod yaml;
+
+#[cfg(test)]
+mod node_tests;
 
 pub use error::{ManifestError, Problem};
 pub use host_paths::HostPathPolicy;

@@ -25,12 +25,24 @@ pub struct Manifests {
     pub pods: Vec<Pod>,
     pub replication_controllers: Vec<ReplicationController>,
     pub services: Vec<Service>,
+    /// Scheduling settings of hosts (`kind: Node`). Left out of the serialised form when there
+    /// are none, so states written before Nodes existed read and compare the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<Node>,
 }
 
 impl Manifests {
     /// Number of objects of all kinds.
     pub fn len(&self) -> usize {
-        self.pods.len() + self.replication_controllers.len() + self.services.len()
+        self.pods.len()
+            + self.replication_controllers.len()
+            + self.services.len()
+            + self.nodes.len()
+    }
+
+    /// The Node manifest of host `name`, if the repository has one.
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.metadata.name == name)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -58,6 +70,35 @@ pub struct ObjectMeta {
     pub namespace: String,
     pub labels: StringMap,
     pub annotations: StringMap,
+}
+
+/// A Docker host's scheduling settings, kept in Git so that cordoning and draining are
+/// reviewed commits: `metadata.name` is the host's name (as `--node NAME=...`), its labels are
+/// merged over the host's `--node-label`s (the manifest wins on a key both set), and
+/// `spec.unschedulable` keeps new pods off it. The annotation `berth.io/drain: "true"` also
+/// makes it unschedulable, and asks for its RC replicas to move elsewhere.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Node {
+    /// `namespace` is empty: a host belongs to no namespace.
+    pub metadata: ObjectMeta,
+    pub unschedulable: bool,
+    pub origin: Origin,
+}
+
+impl Node {
+    /// `berth.io/drain: "true"`.
+    pub fn draining(&self) -> bool {
+        self.metadata
+            .annotations
+            .get(super::annotations::DRAIN)
+            .is_some_and(|v| v == "true")
+    }
+
+    /// Takes no new pods: cordoned or draining.
+    pub fn is_unschedulable(&self) -> bool {
+        self.unschedulable || self.draining()
+    }
 }
 
 /// A bare Pod: exactly one instance, never adopted by a ReplicationController.

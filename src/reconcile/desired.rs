@@ -34,6 +34,9 @@ pub fn pods(state: &ClusterState) -> Vec<DesiredPod> {
         let key = object_key(&rc.metadata.namespace, &rc.metadata.name);
         let current = rc.template.revision();
         for replica in state.replicas.get(&key).into_iter().flatten() {
+            if replica.node.is_empty() {
+                continue; // pending: no host fits it yet
+            }
             let revision = if replica.revision.is_empty() {
                 &current
             } else {

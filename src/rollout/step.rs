@@ -175,8 +175,9 @@ fn rolling(
     }
 }
 
-/// Replicas in the order a scale-down removes them, as Kubernetes does: not ready first, then
-/// those on the host crowded with most replicas of the RC, then the newest.
+/// Replicas in the order a scale-down removes them, as Kubernetes does: pending ones (no host
+/// fits them: nothing runs) first, then not ready, then those on the host crowded with most
+/// replicas of the RC, then the newest.
 pub fn scale_down_order(replicas: &[&ReplicaView]) -> Vec<String> {
     let mut per_host: BTreeMap<&str, usize> = BTreeMap::new();
     for r in replicas {
@@ -185,6 +186,7 @@ pub fn scale_down_order(replicas: &[&ReplicaView]) -> Vec<String> {
     let mut order: Vec<&&ReplicaView> = replicas.iter().collect();
     order.sort_by_key(|r| {
         (
+            !r.node.is_empty(),
             r.health.ready,
             std::cmp::Reverse(per_host[r.node.as_str()]),
             std::cmp::Reverse(r.created_at),

@@ -202,6 +202,16 @@ fn scaling_down_removes_not_ready_then_crowded_then_newest() {
 }
 
 #[test]
+fn scaling_down_removes_pending_replicas_first() {
+    let mut pending = r("p1", "new", false);
+    pending.node = String::new();
+    pending.created_at = NOW - 20_000;
+    let replicas = [r("a1", "new", false), pending, r("a2", "new", true)];
+    let refs: Vec<&ReplicaView> = replicas.iter().collect();
+    assert_eq!(scale_down_order(&refs), ["p1", "a1", "a2"]);
+}
+
+#[test]
 fn replicas_still_stopping_count_towards_the_surge() {
     let mut o3 = r("o3", "old", true);
     o3.created_at += 1;

@@ -1,76 +1,22 @@
 //! Where new pod instances go, and what names new replicas get.
 //!
-//! Existing pod instances keep their names and hosts (no churn): placement only ever adds
-//! instances. New replicas go to a ready host with the fewest replicas of the same RC, then the
-//! fewest pods, then by name, so ties break the same way on every run; a host whose pods already
-//! publish one of the replica's host ports is avoided while another one fits. Placement runs on
-//! the leader against committed state, and its result is committed before any container exists.
+//! Existing pod instances keep their names and hosts (no churn: a host that joins takes only
+//! new pods). A pod that fits on no host is left unplaced, `Pending`: a replica with an empty
+//! node, a bare Pod without an entry in `pod_nodes`; [`bind_pending`] places it as soon as room
+//! appears. Placement runs on the leader against committed state, and its result is committed
+//! through Raft before any container exists.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use sha2::{Digest, Sha256};
 
 use crate::manifest::{Manifests, PodSpec, Protocol};
 use crate::raft::state::{object_key, ClusterState, Millis, ObjectKey, Replica};
 
-/// A host as the scheduler sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Host {
-    pub name: String,
-    pub ready: bool,
-}
+use super::{Load, Workload};
 
 /// A published host port: (port, protocol).
 pub type HostPort = (u16, Protocol);
-
-/// What is placed where already: pods per host, replicas of each RC per host, host ports in use.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Load {
-    pods: BTreeMap<String, usize>,
-    per_rc: BTreeMap<(ObjectKey, String), usize>,
-    ports: BTreeMap<String, BTreeSet<HostPort>>,
-}
-
-impl Load {
-    /// Everything the committed state places.
-    pub fn of(state: &ClusterState) -> Load {
-        let mut load = Load::default();
-        for pod in &state.desired.pods {
-            let key = object_key(&pod.metadata.namespace, &pod.metadata.name);
-            if let Some(node) = state.pod_nodes.get(&key) {
-                load.add(None, node, &pod.spec);
-            }
-        }
-        for (key, replicas) in &state.replicas {
-            for r in replicas {
-                match state.template(key, &r.revision) {
-                    Some(t) => load.add(Some(key), &r.node, &t.spec),
-                    None => *load.pods.entry(r.node.clone()).or_default() += 1,
-                }
-            }
-        }
-        load
-    }
-
-    fn add(&mut self, rc: Option<&ObjectKey>, node: &str, spec: &PodSpec) {
-        *self.pods.entry(node.to_string()).or_default() += 1;
-        if let Some(rc) = rc {
-            *self
-                .per_rc
-                .entry((rc.clone(), node.to_string()))
-                .or_default() += 1;
-        }
-        self.ports
-            .entry(node.to_string())
-            .or_default()
-            .extend(host_ports(spec));
-    }
-
-    /// Host ports the pods placed on `node` publish.
-    pub fn ports_on(&self, node: &str) -> Option<&BTreeSet<HostPort>> {
-        self.ports.get(node)
-    }
-}
 
 /// The host ports a pod spec publishes.
 pub fn host_ports(spec: &PodSpec) -> BTreeSet<HostPort> {
@@ -82,26 +28,19 @@ pub fn host_ports(spec: &PodSpec) -> BTreeSet<HostPort> {
 }
 
 /// Hosts for the bare Pods of `desired`: those already placed stay (on a configured host), new
-/// ones are spread. Returns every placed Pod.
+/// ones go where the scheduler says. Returns every placed Pod; one that fits nowhere is left
+/// out (pending).
 pub fn place_pods(
     desired: &Manifests,
     current: &BTreeMap<ObjectKey, String>,
     load: &mut Load,
-    hosts: &[Host],
 ) -> BTreeMap<ObjectKey, String> {
-    let configured: BTreeSet<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
     let mut out = BTreeMap::new();
     for pod in &desired.pods {
         let key = object_key(&pod.metadata.namespace, &pod.metadata.name);
         let node = match current.get(&key) {
-            Some(n) if configured.contains(n.as_str()) => Some(n.clone()),
-            _ => {
-                let node = pick(hosts, load, None, &host_ports(&pod.spec));
-                if let Some(n) = &node {
-                    load.add(None, n, &pod.spec);
-                }
-                node
-            }
+            Some(n) if load.has_host(n) => Some(n.clone()),
+            _ => load.place(&Workload::of_pod(pod), &key),
         };
         if let Some(node) = node {
             out.insert(key, node);
@@ -110,40 +49,44 @@ pub fn place_pods(
     out
 }
 
-/// `count` new replicas of the RC `rc` (`namespace/name`) running `spec` at `revision`, named
-/// `<name>-<5 characters>` from `seed` (the commit sha) and never one of `taken`, spread as the
-/// module says. Fewer when no host is configured.
+/// `count` new replicas of the RC `rc` (`namespace/name`) running `w` at `revision`, named
+/// `<name>-<5 characters>` from `seed` (the commit sha) and never one of `taken`. Each goes
+/// where the scheduler says; one that fits nowhere gets an empty node (pending).
 #[allow(clippy::too_many_arguments)]
 pub fn new_replicas(
     rc: &str,
-    spec: &PodSpec,
+    w: &Workload,
     revision: &str,
     count: usize,
     load: &mut Load,
-    hosts: &[Host],
     taken: &BTreeSet<String>,
     seed: &str,
     at: Millis,
 ) -> Vec<Replica> {
-    let name = rc.split_once('/').map_or(rc, |(_, n)| n);
-    let ports = host_ports(spec);
+    let (namespace, name) = rc.split_once('/').unwrap_or(("default", rc));
     let mut out: Vec<Replica> = Vec::with_capacity(count);
+    let mut fresh: HashSet<String> = HashSet::with_capacity(count);
     let mut salt = 0u32;
+    let mut full = false;
     while out.len() < count {
-        let Some(node) = pick(hosts, load, Some(rc), &ports) else {
-            break;
-        };
         let replica_name = loop {
             let candidate = replica_name(name, seed, rc, salt);
             salt += 1;
-            if !taken.contains(&candidate) && !out.iter().any(|r| r.name == candidate) {
+            if !taken.contains(&candidate) && !fresh.contains(&candidate) {
                 break candidate;
             }
         };
-        load.add(Some(&rc.to_string()), &node, spec);
+        // Once one replica fits nowhere, none of its siblings does either.
+        let node = if full {
+            None
+        } else {
+            load.place(w, &object_key(namespace, &replica_name))
+        };
+        full = node.is_none();
+        fresh.insert(replica_name.clone());
         out.push(Replica {
             name: replica_name,
-            node,
+            node: node.unwrap_or_default(),
             revision: revision.to_string(),
             created_at: at,
         });
@@ -151,38 +94,100 @@ pub fn new_replicas(
     out
 }
 
-/// Ready hosts first; then hosts where none of `ports` is published yet; then the fewest of
-/// this RC, the fewest pods, and the name. With no ready host, a configured one is chosen so the
-/// replica is created once it returns.
-fn pick(
-    hosts: &[Host],
-    load: &Load,
-    rc: Option<&str>,
-    ports: &BTreeSet<HostPort>,
-) -> Option<String> {
-    hosts
-        .iter()
-        .min_by_key(|h| {
-            let n = h.name.as_str();
-            let clash = load
-                .ports
-                .get(n)
-                .is_some_and(|used| !used.is_disjoint(ports));
-            let mine = rc.map_or(0, |rc| {
-                load.per_rc
-                    .get(&(rc.to_string(), n.to_string()))
-                    .copied()
-                    .unwrap_or(0)
-            });
-            (
-                !h.ready,
-                clash,
-                mine,
-                load.pods.get(n).copied().unwrap_or(0),
-                n,
-            )
-        })
-        .map(|h| h.name.clone())
+/// Hosts found for pending pods.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bindings {
+    /// Per RC: (replica name, host).
+    pub replicas: BTreeMap<ObjectKey, Vec<(String, String)>>,
+    /// Bare Pods: host by key.
+    pub pods: BTreeMap<ObjectKey, String>,
+}
+
+impl Bindings {
+    pub fn is_empty(&self) -> bool {
+        self.replicas.is_empty() && self.pods.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.pods.len() + self.replicas.values().map(Vec::len).sum::<usize>()
+    }
+}
+
+/// Places what is pending in `state` where room has appeared: bare Pods first, then replicas,
+/// in manifest order (reproducible). `load` is `Load::of(state, ..)`.
+pub fn bind_pending(state: &ClusterState, load: &mut Load) -> Bindings {
+    let mut out = Bindings::default();
+    for (key, w) in pending(state) {
+        match w {
+            PendingPod::Pod(w) => {
+                if let Some(node) = load.place(&w, &key) {
+                    out.pods.insert(key, node);
+                }
+            }
+            PendingPod::Replica { rc, name, workload } => {
+                if let Some(node) = load.place(&workload, &key) {
+                    out.replicas.entry(rc).or_default().push((name, node));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A pod waiting for a host, and what it asks of one.
+#[derive(Debug, Clone)]
+pub enum PendingPod {
+    Pod(Workload),
+    Replica {
+        rc: ObjectKey,
+        name: String,
+        workload: Workload,
+    },
+}
+
+impl PendingPod {
+    pub fn workload(&self) -> &Workload {
+        match self {
+            PendingPod::Pod(w) => w,
+            PendingPod::Replica { workload, .. } => workload,
+        }
+    }
+}
+
+/// Every pending pod of `state` by pod key (`namespace/name`), in manifest order.
+pub fn pending(state: &ClusterState) -> Vec<(ObjectKey, PendingPod)> {
+    let mut out = Vec::new();
+    for pod in &state.desired.pods {
+        let key = object_key(&pod.metadata.namespace, &pod.metadata.name);
+        if !state.pod_nodes.contains_key(&key) {
+            out.push((key, PendingPod::Pod(Workload::of_pod(pod))));
+        }
+    }
+    for rc in &state.desired.replication_controllers {
+        let key = object_key(&rc.metadata.namespace, &rc.metadata.name);
+        let mut workloads: HashMap<&str, Workload> = HashMap::new();
+        for r in state.replicas.get(&key).into_iter().flatten() {
+            if !r.node.is_empty() {
+                continue;
+            }
+            let w = workloads
+                .entry(r.revision.as_str())
+                .or_insert_with(|| match state.template(&key, &r.revision) {
+                    Some(t) => Workload::of_rc(rc, &t.labels, &t.spec),
+                    None => Workload::of_rc(rc, &rc.template.labels, &rc.template.spec),
+                })
+                .clone();
+            out.push((
+                object_key(&rc.metadata.namespace, &r.name),
+                PendingPod::Replica {
+                    rc: key.clone(),
+                    name: r.name.clone(),
+                    workload: w,
+                },
+            ));
+        }
+    }
+    out
 }
 
 /// `<rc>-<5 base-27 characters>`, like Kubernetes' generated names, cut so it stays a valid
@@ -197,142 +202,4 @@ fn replica_name(rc: &str, seed: &str, key: &str, salt: u32) -> String {
         .collect();
     let base = &rc[..rc.len().min(253 - 6)];
     format!("{base}-{suffix}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::manifest::{Container, ContainerPort, RestartPolicy};
-
-    fn hosts(names: &[&str]) -> Vec<Host> {
-        names
-            .iter()
-            .map(|n| Host {
-                name: n.to_string(),
-                ready: true,
-            })
-            .collect()
-    }
-
-    fn spec(host_port: Option<u16>) -> PodSpec {
-        let mut c = Container::new("c", "i:1");
-        c.ports.push(ContainerPort {
-            name: None,
-            container_port: 80,
-            host_port,
-            host_ip: None,
-            protocol: Protocol::Tcp,
-        });
-        PodSpec {
-            containers: vec![c],
-            volumes: vec![],
-            restart_policy: RestartPolicy::Always,
-            node_selector: Default::default(),
-            termination_grace_period_seconds: 30,
-        }
-    }
-
-    fn add(load: &mut Load, hosts: &[Host], n: usize, seed: &str) -> Vec<Replica> {
-        new_replicas(
-            "default/web",
-            &spec(None),
-            "r1",
-            n,
-            load,
-            hosts,
-            &BTreeSet::new(),
-            seed,
-            7,
-        )
-    }
-
-    #[test]
-    fn new_replicas_spread_and_get_fresh_names() {
-        let h = hosts(&["a", "b"]);
-        let mut load = Load::default();
-        let web = add(&mut load, &h, 3, "c1");
-        assert_eq!(web.len(), 3);
-        assert!(web
-            .iter()
-            .all(|r| r.name.starts_with("web-") && r.name.len() == 9));
-        assert!(web.iter().all(|r| r.revision == "r1" && r.created_at == 7));
-        let on_a = web.iter().filter(|r| r.node == "a").count();
-        assert_eq!((on_a, 3 - on_a), (2, 1));
-        let taken: BTreeSet<String> = web.iter().map(|r| r.name.clone()).collect();
-        let more = new_replicas(
-            "default/web",
-            &spec(None),
-            "r1",
-            1,
-            &mut load,
-            &h,
-            &taken,
-            "c1",
-            7,
-        );
-        assert_eq!(more[0].node, "b", "b has fewer of this RC");
-        let names: BTreeSet<_> = web.iter().chain(&more).map(|r| &r.name).collect();
-        assert_eq!(names.len(), 4);
-    }
-
-    #[test]
-    fn placement_is_reproducible() {
-        let h = hosts(&["a", "b"]);
-        assert_eq!(
-            add(&mut Load::default(), &h, 3, "c1"),
-            add(&mut Load::default(), &h, 3, "c1")
-        );
-    }
-
-    #[test]
-    fn taken_names_are_never_generated() {
-        let h = hosts(&["a"]);
-        let first = add(&mut Load::default(), &h, 1, "c1");
-        let taken: BTreeSet<String> = [first[0].name.clone()].into();
-        let again = new_replicas(
-            "default/web",
-            &spec(None),
-            "r1",
-            1,
-            &mut Load::default(),
-            &h,
-            &taken,
-            "c1",
-            7,
-        );
-        assert_ne!(again[0].name, first[0].name);
-    }
-
-    #[test]
-    fn ready_hosts_then_free_host_ports_are_preferred() {
-        let h = vec![
-            Host {
-                name: "a".into(),
-                ready: false,
-            },
-            Host {
-                name: "b".into(),
-                ready: true,
-            },
-            Host {
-                name: "c".into(),
-                ready: true,
-            },
-        ];
-        let mut load = Load::default();
-        let with_port = spec(Some(8080));
-        let first = new_replicas(
-            "default/web",
-            &with_port,
-            "r1",
-            2,
-            &mut load,
-            &h,
-            &BTreeSet::new(),
-            "c1",
-            1,
-        );
-        let nodes: Vec<&str> = first.iter().map(|r| r.node.as_str()).collect();
-        assert_eq!(nodes, ["b", "c"], "one per host while the port is free");
-    }
 }

@@ -96,6 +96,7 @@ pub fn accept_and_replicas(state: &ClusterState) -> Vec<Command> {
                 .collect(),
             retire: vec![],
             at: 1_700_000_200_000,
+            based_on: None,
         });
     }
     commands

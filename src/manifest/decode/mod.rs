@@ -16,6 +16,7 @@ use ctx::{field, index, Fields};
 
 use super::annotations::Place;
 use super::limits::{show_bytes, MAX_ANNOTATION_BYTES};
+use super::model::Node as HostNode;
 use super::model::*;
 use super::names;
 use super::yaml::Node;
@@ -25,6 +26,7 @@ pub enum Object {
     Pod(Pod),
     Rc(ReplicationController),
     Service(Service),
+    Node(HostNode),
 }
 
 /// Decodes one YAML document (an object or a `kind: List`), appending what it holds to `out`.
@@ -70,12 +72,13 @@ fn object(ctx: &mut Ctx, node: &Node, path: &str, out: &mut Vec<Object>) {
         Some("Pod") => pod_object(ctx, &mut f, origin).map(Object::Pod),
         Some("ReplicationController") => rc(ctx, &mut f, origin).map(Object::Rc),
         Some("Service") => service(ctx, &mut f, origin).map(Object::Service),
+        Some("Node") => host_node(ctx, &mut f, origin).map(Object::Node),
         Some(other) => {
             let at = kind_node.map_or(f.pos, |n| n.pos);
             ctx.error_at(
                 at,
                 &f.path_of("kind"),
-                format!("unsupported kind {other:?}: berth reads Pod, ReplicationController, Service and List"),
+                format!("unsupported kind {other:?}: berth reads Pod, ReplicationController, Service, Node and List"),
             );
             return;
         }
@@ -173,6 +176,40 @@ fn pod_object(ctx: &mut Ctx, f: &mut Fields, origin: Origin) -> Option<Pod> {
     Some(Pod {
         metadata: metadata?,
         spec: spec?,
+        origin,
+    })
+}
+
+/// A host's scheduling settings: `metadata` (name, labels, annotations; no namespace) and an
+/// optional `spec` with `unschedulable` alone (Kubernetes' other Node fields are the kubelet's,
+/// and mean nothing here).
+fn host_node(ctx: &mut Ctx, f: &mut Fields, origin: Origin) -> Option<HostNode> {
+    let metadata = metadata(ctx, f, names::dns1123_label, Place::Node);
+    if metadata
+        .as_ref()
+        .is_some_and(|m| m.namespace != DEFAULT_NAMESPACE)
+    {
+        ctx.error_at(
+            f.key_pos("metadata"),
+            &field(&f.path_of("metadata"), "namespace"),
+            "a Node belongs to no namespace",
+        );
+    }
+    let mut unschedulable = false;
+    if let Some(spec_node) = f.take("spec") {
+        let sp = f.path_of("spec");
+        if let Some(mut s) = ctx.map(spec_node, &sp) {
+            if let Some(n) = s.take("unschedulable") {
+                unschedulable = ctx.bool(n, &s.path_of("unschedulable")).unwrap_or(false);
+            }
+            s.finish(ctx);
+        }
+    }
+    let mut metadata = metadata?;
+    metadata.namespace = String::new();
+    Some(HostNode {
+        metadata,
+        unschedulable,
         origin,
     })
 }

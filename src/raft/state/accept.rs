@@ -119,6 +119,7 @@ impl ClusterState {
         }
         self.replicas = replicas;
         self.pod_nodes = pod_nodes;
+        self.placement.replaced();
         self.rollouts.retain(|key, _| wanted.contains(key));
         for rc in self.desired.replication_controllers.clone() {
             let key = object_key(&rc.metadata.namespace, &rc.metadata.name);
@@ -161,9 +162,15 @@ impl ClusterState {
         add: Vec<Replica>,
         retire: Vec<String>,
         at: Millis,
+        based_on: Option<u64>,
     ) -> bool {
         if self.desired_commit.as_deref() != Some(sha) || !self.rollouts.contains_key(rc) {
             return false;
+        }
+        if let Some(g) = based_on {
+            if !self.placement.fresh(g, add.iter().map(|r| r.node.as_str())) {
+                return false; // a host it chose took pods meanwhile: recomputed
+            }
         }
         let list = self.replicas.entry(rc.to_string()).or_default();
         let taken: BTreeSet<&str> = list.iter().map(|r| r.name.as_str()).collect();
@@ -173,8 +180,16 @@ impl ClusterState {
         let (namespace, _) = rc.split_once('/').unwrap_or(("default", rc));
         let mut lines: Vec<String> = add
             .iter()
-            .map(|r| format!("add {namespace}/{} on {}", r.name, r.node))
+            .map(|r| match r.node.as_str() {
+                "" => format!("add {namespace}/{} (pending: no host fits)", r.name),
+                node => format!("add {namespace}/{} on {node}", r.name),
+            })
             .collect();
+        self.placement.added(
+            add.iter()
+                .map(|r| r.node.as_str())
+                .filter(|n| !n.is_empty()),
+        );
         lines.extend(retire.iter().map(|n| format!("retire {namespace}/{n}")));
         list.retain(|r| !retire.contains(&r.name));
         list.extend(add);
@@ -183,6 +198,84 @@ impl ClusterState {
         }
         self.history.update(sha, |c| c.note(lines));
         self.forget_unused_templates();
+        true
+    }
+
+    /// Pending pods placed (see [`super::Command::Bind`]).
+    pub(super) fn bind(
+        &mut self,
+        replicas: BTreeMap<ObjectKey, Vec<(String, String)>>,
+        pods: BTreeMap<ObjectKey, String>,
+        based_on: u64,
+    ) -> bool {
+        let hosts = replicas
+            .values()
+            .flatten()
+            .map(|(_, n)| n.as_str())
+            .chain(pods.values().map(String::as_str));
+        if !self.placement.fresh(based_on, hosts) {
+            return false;
+        }
+        let desired_pods: BTreeSet<ObjectKey> = self
+            .desired
+            .pods
+            .iter()
+            .map(|p| object_key(&p.metadata.namespace, &p.metadata.name))
+            .collect();
+        let pods_pending = pods
+            .keys()
+            .all(|k| !self.pod_nodes.contains_key(k) && desired_pods.contains(k));
+        let replicas_pending = replicas.iter().all(|(rc, binds)| {
+            let pending: BTreeSet<&str> = self
+                .replicas
+                .get(rc)
+                .into_iter()
+                .flatten()
+                .filter(|r| r.node.is_empty())
+                .map(|r| r.name.as_str())
+                .collect();
+            binds
+                .iter()
+                .all(|(name, _)| pending.contains(name.as_str()))
+        });
+        if !pods_pending || !replicas_pending {
+            return false;
+        }
+        let mut lines = Vec::new();
+        for (rc, binds) in &replicas {
+            let namespace = rc.split_once('/').map_or("default", |(ns, _)| ns);
+            let Some(list) = self.replicas.get_mut(rc) else {
+                continue;
+            };
+            let at: std::collections::HashMap<&str, &str> = binds
+                .iter()
+                .map(|(name, node)| (name.as_str(), node.as_str()))
+                .collect();
+            for r in list.iter_mut() {
+                if let Some(node) = at.get(r.name.as_str()) {
+                    r.node = node.to_string();
+                    lines.push(format!("place {namespace}/{} on {node}", r.name));
+                }
+            }
+        }
+        for (key, node) in &pods {
+            self.pod_nodes.insert(key.clone(), node.clone());
+            lines.push(format!("place {key} on {node}"));
+        }
+        let hosts: Vec<String> = replicas
+            .values()
+            .flatten()
+            .map(|(_, n)| n.clone())
+            .chain(pods.values().cloned())
+            .collect();
+        self.placement.added(hosts.iter().map(String::as_str));
+        if let Some(sha) = self.desired_commit.clone() {
+            self.history.update(&sha, |c| {
+                if c.outcome == Outcome::Applying {
+                    c.note(lines);
+                }
+            });
+        }
         true
     }
 

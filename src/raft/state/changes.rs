@@ -29,7 +29,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::{ClusterState, ObjectKey, Replica};
-use crate::manifest::{Manifests, ObjectMeta, Origin, Pod, ReplicationController, Service};
+use crate::manifest::{
+    Manifests, Node, ObjectMeta, Origin, Pod, ReplicationController, Service,
+};
 
 /// The kinds of object a tree holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -37,6 +39,7 @@ pub enum Kind {
     Pod,
     ReplicationController,
     Service,
+    Node,
 }
 
 /// One object of a tree, by kind, namespace and name.
@@ -65,6 +68,8 @@ pub struct ManifestChanges {
     pub replication_controllers: Vec<ReplicationController>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<Service>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<Node>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub moved: Vec<Moved>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -150,6 +155,13 @@ impl ManifestChanges {
             &mut c.moved,
             &mut c.removed,
         );
+        diff(
+            &old.nodes,
+            &new.nodes,
+            &mut c.nodes,
+            &mut c.moved,
+            &mut c.removed,
+        );
         c
     }
 
@@ -158,6 +170,7 @@ impl ManifestChanges {
         self.pods.is_empty()
             && self.replication_controllers.is_empty()
             && self.services.is_empty()
+            && self.nodes.is_empty()
             && self.moved.is_empty()
             && self.removed.is_empty()
     }
@@ -167,6 +180,7 @@ impl ManifestChanges {
         let keys: BTreeSet<ObjectRef> = keys(&desired.pods)
             .chain(keys(&desired.replication_controllers))
             .chain(keys(&desired.services))
+            .chain(keys(&desired.nodes))
             .collect();
         self.removed
             .iter()
@@ -189,6 +203,7 @@ impl ManifestChanges {
             &self.moved,
             &self.removed,
         );
+        apply_kind(&mut desired.nodes, self.nodes, &self.moved, &self.removed);
     }
 }
 
@@ -197,6 +212,7 @@ pub fn canonical(m: &mut Manifests) {
     sort(&mut m.pods);
     sort(&mut m.replication_controllers);
     sort(&mut m.services);
+    sort(&mut m.nodes);
 }
 
 /// What the three kinds share, for the generic diff.
@@ -226,6 +242,7 @@ macro_rules! object {
 object!(Pod, Kind::Pod);
 object!(ReplicationController, Kind::ReplicationController);
 object!(Service, Kind::Service);
+object!(Node, Kind::Node);
 
 fn object_ref<T: Object>(o: &T) -> ObjectRef {
     ObjectRef {

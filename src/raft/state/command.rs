@@ -76,6 +76,16 @@ pub enum Command {
         add: Vec<Replica>,
         retire: Vec<String>,
         at: Millis,
+        #[serde(default)]
+        based_on: Option<u64>,
+    },
+    /// Pending pods placed: replicas (per RC, name and host) and bare Pods (host by key),
+    /// computed against placement generation `based_on`; refused if stale (see `placement.rs`)
+    /// or if one of them is no longer pending.
+    Bind {
+        replicas: BTreeMap<ObjectKey, Vec<(String, String)>>,
+        pods: BTreeMap<ObjectKey, String>,
+        based_on: u64,
     },
     /// The rollout of `rc` for `sha` completed or halted. A halt fails the commit.
     RolloutState {

@@ -21,6 +21,7 @@ mod accept;
 pub mod changes;
 mod command;
 mod history;
+mod placement;
 pub mod records;
 mod settings;
 mod workload;
@@ -31,6 +32,7 @@ pub use history::{
     capped, truncated, CommitRecord, Outcome, Trigger, MAX_ERRORS, MAX_PARENTS, MAX_PLAN_LINES,
     MAX_TEXT_BYTES, PLAN_DROPPED,
 };
+pub use placement::PlacementClock;
 pub use records::{History, HISTORY_BYTES, HISTORY_LIMIT};
 pub use settings::{differing, SettingValues, Settings, SettingsChange, HISTORY_SIZE};
 pub use workload::{Replica, Rollout, RolloutState};
@@ -94,6 +96,9 @@ pub struct ClusterState {
     /// Each time `berth cluster recover` carried this state into a new cluster, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recoveries: Vec<Recovery>,
+    /// When placements changed, per host (see `placement.rs`).
+    #[serde(default)]
+    pub placement: PlacementClock,
 }
 
 /// One `berth cluster recover`: see [`Command::Recovered`].
@@ -194,9 +199,15 @@ impl ClusterState {
             } => {
                 self.replicas = replicas;
                 self.pod_nodes = pod_nodes;
+                self.placement.replaced();
                 self.forget_unused_templates();
                 true
             }
+            Command::Bind {
+                replicas,
+                pods,
+                based_on,
+            } => self.bind(replicas, pods, based_on),
             Command::Executed { sha, plan, at, .. } => self
                 .history
                 .update(&sha, |c| {
@@ -226,7 +237,8 @@ impl ClusterState {
                 add,
                 retire,
                 at,
-            } => self.change_replicas(&sha, &rc, add, retire, at),
+                based_on,
+            } => self.change_replicas(&sha, &rc, add, retire, at, based_on),
             Command::RolloutState { sha, rc, state, at } => {
                 self.rollout_state(&sha, &rc, state, at)
             }
@@ -286,5 +298,7 @@ impl ClusterState {
     }
 }
 
+#[cfg(test)]
+mod placement_tests;
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,7 @@ pub fn record(sha: &str) -> CommitRecord {
 }
 
 /// An RC `web` of `replicas` whose container's env holds `version`.
-fn manifests(replicas: u32, version: &str) -> Manifests {
+pub(super) fn manifests(replicas: u32, version: &str) -> Manifests {
     let text = format!(
         "apiVersion: v1\nkind: ReplicationController\nmetadata: {{name: web}}\nspec:\n  replicas: {replicas}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers: [{{name: c, image: 'i:1', env: [{{name: V, value: '{version}'}}]}}]\n"
     );
@@ -36,7 +36,7 @@ fn replica(name: &str, revision: &str) -> Replica {
     }
 }
 
-fn accept(s: &mut ClusterState, sha: &str, desired: Manifests, at: Millis) -> Response {
+pub(super) fn accept(s: &mut ClusterState, sha: &str, desired: Manifests, at: Millis) -> Response {
     s.apply(Command::Seen {
         commits: vec![record(sha)],
     });
@@ -51,7 +51,7 @@ fn accept(s: &mut ClusterState, sha: &str, desired: Manifests, at: Millis) -> Re
     })
 }
 
-fn revision_of(m: &Manifests) -> String {
+pub(super) fn revision_of(m: &Manifests) -> String {
     m.replication_controllers[0].template.revision()
 }
 
@@ -102,6 +102,7 @@ fn commands_about_unknown_or_no_longer_desired_commits_are_refused() {
         add: vec![replica("web-new", "x")],
         retire: vec![],
         at: 4,
+        based_on: None,
     });
     assert!(
         !stale.ok,
@@ -140,6 +141,7 @@ fn a_changed_template_starts_a_rollout_and_keeps_the_old_template_while_it_is_ru
         add: vec![replica("web-1", &r1), replica("web-2", &r1)],
         retire: vec![],
         at: 3,
+        based_on: None,
     });
     s.apply(Command::RolloutState {
         sha: "a".into(),
@@ -178,6 +180,7 @@ fn a_changed_template_starts_a_rollout_and_keeps_the_old_template_while_it_is_ru
         add: vec![replica("web-3", &r2)],
         retire: vec!["web-1".into()],
         at: 7,
+        based_on: None,
     });
     assert!(s.template("default/web", &r1).is_some());
     s.apply(Command::Replicas {
@@ -186,6 +189,7 @@ fn a_changed_template_starts_a_rollout_and_keeps_the_old_template_while_it_is_ru
         add: vec![replica("web-4", &r2)],
         retire: vec!["web-2".into()],
         at: 8,
+        based_on: None,
     });
     assert!(s.template("default/web", &r1).is_none());
     assert!(s.templates.is_empty());
@@ -211,6 +215,7 @@ fn replica_names_are_never_reused() {
         add: vec![replica(name, "r")],
         retire: vec![],
         at: 3,
+        based_on: None,
     };
     assert!(s.apply(add("web-1")).ok);
     assert!(!s.apply(add("web-1")).ok);
