@@ -100,6 +100,8 @@ pub struct ServeArgs {
     pub policy: PolicyArgs,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub services: super::service_args::ServiceArgs,
 }
 
 /// A controller cluster: who this member is and how members reach and trust each other.
@@ -315,6 +317,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Where Raft is served when not on the API listener.
     pub raft_listen: Option<SocketAddr>,
+    /// Cluster IPs, Service listeners, drain delay.
+    pub services: super::service_args::ServiceSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -450,6 +454,7 @@ impl ServeArgs {
             self.allow_signed_rewind || file.allow_signed_rewind.unwrap_or(false);
         let path = self.path.or(file.path).unwrap_or_default();
         let path = path.trim_matches('/').to_string();
+        let services = self.services.resolve()?;
         Ok(Config {
             repo,
             branch: self.branch.or(file.branch).unwrap_or_else(|| "main".into()),
@@ -473,6 +478,7 @@ impl ServeArgs {
             allow_signed_rewind,
             cluster,
             raft_listen,
+            services,
         })
     }
 }

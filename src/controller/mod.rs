@@ -24,6 +24,8 @@ mod pod_book;
 mod pod_status;
 mod pods;
 mod rollouts;
+pub mod service_args;
+mod services;
 pub mod settings;
 mod sync;
 mod triggers;
@@ -40,6 +42,7 @@ use tokio_util::task::TaskTracker;
 pub use config::{Config, OnFailure, ServeArgs};
 pub use live::Live;
 pub use pod_book::PodStatus;
+pub use services::ServiceRuntime;
 pub use sync::error_chain;
 
 use desired_index::DesiredIndex;
@@ -130,6 +133,8 @@ pub struct Controller {
     /// This member's settings (from its flags), and whether they are the cluster's.
     local_settings: crate::raft::state::SettingValues,
     settings_agree: std::sync::atomic::AtomicBool,
+    /// The Service proxy, the cluster IPs' interface, drains.
+    pub services: services::ServiceRuntime,
 }
 
 impl Controller {
@@ -203,6 +208,7 @@ impl Controller {
         let probes = Probes::new(move |pod| probe_runner.enqueue(Key::Pod(pod), Duration::ZERO));
         let index = raft.state().read(DesiredIndex::of);
         let local_settings = settings::local_values(&config);
+        let services = services::ServiceRuntime::new(&config.services);
         Ok(Arc::new(Controller {
             config,
             raft,
@@ -221,6 +227,7 @@ impl Controller {
             peers,
             local_settings,
             settings_agree: std::sync::atomic::AtomicBool::new(false),
+            services,
         }))
     }
 
@@ -255,6 +262,8 @@ impl Controller {
         tasks.spawn(self.clone().forward_loop(shutdown.clone()));
         tasks.spawn(self.clone().quorum_watch(shutdown.clone()));
         tasks.spawn(self.clone().settings_loop(shutdown.clone()));
+        tasks.spawn(self.clone().services_loop(shutdown.clone()));
+        tasks.spawn(self.clone().run_proxy(shutdown.clone()));
         tasks.spawn(
             self.runner
                 .clone()

@@ -78,6 +78,7 @@ pub fn local_values(config: &Config) -> SettingValues {
             config.allow_signed_rewind.to_string(),
         ),
         ("pull-fallback", config.pull.fallback.to_string()),
+        ("service-cidr", config.services.cidr.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

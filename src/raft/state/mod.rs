@@ -11,10 +11,12 @@
 //! must agree on), `workload` (replicas, revisions, rollouts), this file (the state, the commands and `apply`).
 
 mod history;
+mod services;
 mod settings;
 mod workload;
 
 pub use history::{capped, truncated, CommitRecord, Outcome, Trigger, MAX_ERRORS, MAX_TEXT_BYTES};
+pub use services::{Endpoint, ServiceTable};
 pub use settings::{differing, SettingValues, Settings, SettingsChange};
 pub use workload::{Replica, Rollout, RolloutState};
 
@@ -70,6 +72,9 @@ pub struct ClusterState {
     /// The settings every member must share (see `settings.rs`).
     #[serde(default)]
     pub settings: Settings,
+    /// Cluster IPs and endpoints of the Services (see `services.rs`).
+    #[serde(default)]
+    pub services: ServiceTable,
 }
 
 /// The changes a leader can propose.
@@ -149,6 +154,9 @@ pub enum Command {
         by: u64,
         at: Millis,
     },
+    /// The Services' cluster IPs and endpoints, as the leader computed them; replaces the
+    /// table whole.
+    Services { table: ServiceTable },
 }
 
 /// What `apply` answers to the proposer.
@@ -306,6 +314,10 @@ impl ClusterState {
             }
             Command::Settings { values, by, at } => {
                 self.settings.adopt(values, by, at);
+                true
+            }
+            Command::Services { table } => {
+                self.services = table;
                 true
             }
         };

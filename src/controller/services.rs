@@ -1,0 +1,294 @@
+//! Services on the controller: the leader computes cluster IPs and endpoints and commits them;
+//! every member (leader and followers) holds the committed cluster IPs on its interface and
+//! hands the committed endpoints to its proxy.
+//!
+//! ```text
+//! leader, every 200 ms: desired Services + desired pods + readiness (pod book) + addresses
+//!   (host caches) ─► cluster_ip::allocate, endpoints::endpoints ─► ServiceTable
+//!   ─► Command::Services when it differs from the committed one (so: debounced)
+//! every member, on each change of the committed table or Services:
+//!   ─► Interface::sync(cluster IPs) ─► endpoints::proxy_specs ─► Proxy::apply
+//! ```
+//!
+//! Retired replicas drain: the pod engine does not stop a pod that is no longer desired while
+//! the committed table still lists it ready, nor for `--drain-delay` after the table that
+//! removed it was committed ([`Controller::drain_wait`]).
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::{error_chain, Controller};
+use crate::manifest::Service;
+use crate::raft::state::{Command, ServiceTable};
+use crate::service::discovery::Discovery;
+use crate::service::endpoints::{endpoints, proxy_specs, Listen, PodView, Reach};
+use crate::service::interface::Interface;
+use crate::service::proxy::{ApplyReport, Proxy, ServiceSpec};
+use crate::service::{cluster_ip, ServiceError};
+
+/// How often the leader recomputes endpoints, and so the longest a readiness change waits
+/// before it is proposed: changes within one period make one commit.
+const ENDPOINT_DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// This member's Service machinery.
+pub struct ServiceRuntime {
+    pub proxy: Proxy,
+    interface: Option<Interface>,
+    listen: Listen,
+    /// What the proxy and interface were last brought to.
+    applied: Mutex<Option<(Vec<ServiceSpec>, BTreeSet<Ipv4Addr>)>>,
+    /// The last interface error, while it lasts.
+    interface_error: Mutex<Option<String>>,
+    /// The listeners of the last apply, for the status API.
+    report: Mutex<ApplyReport>,
+    /// Pods (`namespace/name`) that left the endpoints, and when (leader only; see
+    /// [`Controller::drain_wait`]).
+    left: Mutex<HashMap<String, Instant>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ServiceRuntime {
+    pub fn new(settings: &super::service_args::ServiceSettings) -> ServiceRuntime {
+        ServiceRuntime {
+            proxy: Proxy::new(),
+            interface: settings.interface.clone().map(Interface::new),
+            listen: Listen {
+                service_address: settings.service_address,
+                cluster_ips: settings.interface.is_some(),
+                node_address: settings.node_port_address,
+            },
+            applied: Mutex::new(None),
+            interface_error: Mutex::new(None),
+            report: Mutex::new(ApplyReport::default()),
+            left: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Listener failures of the last apply: `(service, port, address, error)`.
+    pub fn listener_errors(&self) -> Vec<(String, String, String, String)> {
+        lock(&self.report)
+            .failures()
+            .map(|l| {
+                let err = match &l.outcome {
+                    crate::service::proxy::ListenOutcome::Failed(e) => e.to_string(),
+                    _ => String::new(),
+                };
+                (l.service.clone(), l.port.clone(), l.addr.to_string(), err)
+            })
+            .collect()
+    }
+
+    pub fn interface_error(&self) -> Option<String> {
+        lock(&self.interface_error).clone()
+    }
+}
+
+impl Controller {
+    /// The proxy's own loop (binds retried, drained at shutdown), then the interface removed.
+    pub(super) async fn run_proxy(self: Arc<Self>, shutdown: CancellationToken) {
+        self.services.proxy.clone().run(shutdown).await;
+        if let Some(i) = &self.services.interface {
+            if let Err(e) = i.remove().await {
+                tracing::warn!("{e}");
+            }
+        }
+    }
+
+    /// Computes (leader) and applies (everyone) the Service table, every [`ENDPOINT_DEBOUNCE`].
+    pub(super) async fn services_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(ENDPOINT_DEBOUNCE);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if self.acting() {
+                self.propose_service_table().await;
+            }
+            self.apply_service_table().await;
+        }
+    }
+
+    /// The table the leader would commit now.
+    fn service_table(&self) -> ServiceTable {
+        let (services, previous) = self
+            .raft
+            .state()
+            .read(|s| (s.desired.services.clone(), s.services.cluster_ips.clone()));
+        let (cluster_ips, errors) =
+            cluster_ip::allocate(&self.config.services.cidr, &services, &previous);
+        let index = self.desired();
+        let reaches: Vec<Reach> = index.pods.values().map(|p| self.reach(p)).collect();
+        let views: Vec<PodView> = index
+            .pods
+            .values()
+            .zip(reaches)
+            .map(|(p, reach)| PodView {
+                namespace: &p.namespace,
+                name: &p.name,
+                node: &p.node,
+                labels: &p.labels,
+                spec: &p.spec,
+                ready: self.book.status(&p.key()).is_some_and(|s| s.ready),
+                reach,
+            })
+            .collect();
+        ServiceTable {
+            cluster_ips,
+            endpoints: endpoints(&services, &views),
+            errors,
+        }
+    }
+
+    /// Where the controllers reach a desired pod: its network owner's address on a local
+    /// engine, its published ports on a remote one.
+    fn reach(&self, pod: &crate::reconcile::DesiredPod) -> Reach {
+        let Some(cache) = self.cache(&pod.node) else {
+            return Reach::Unknown;
+        };
+        let host = cache.host();
+        cache.read(|v| {
+            let mine: Vec<_> = v
+                .pod(&pod.namespace, &pod.name)
+                .into_iter()
+                .filter(|c| c.spec_hash == pod.spec_hash && c.running)
+                .collect();
+            let owner = if pod.has_holder() {
+                mine.iter().find(|c| c.holder)
+            } else {
+                mine.iter().find(|c| !c.holder)
+            };
+            let Some(owner) = owner else {
+                return Reach::Unknown;
+            };
+            if host.is_local() {
+                match owner.ip.as_deref().and_then(|ip| ip.parse::<IpAddr>().ok()) {
+                    Some(ip) => Reach::Direct(ip),
+                    None => Reach::Unknown,
+                }
+            } else {
+                match host.public_host().and_then(|h| h.parse::<IpAddr>().ok()) {
+                    Some(ip) => Reach::Published {
+                        host: ip,
+                        ports: owner.published.clone(),
+                    },
+                    None => Reach::Unknown,
+                }
+            }
+        })
+    }
+
+    async fn propose_service_table(&self) {
+        let table = self.service_table();
+        let committed = self.raft.state().read(|s| s.services.clone());
+        if table == committed {
+            return;
+        }
+        let now = Instant::now();
+        let was: BTreeSet<(String, String)> = ready_pods(&committed);
+        let is: BTreeSet<(String, String)> = ready_pods(&table);
+        if self
+            .propose_quietly(Command::Services {
+                table: table.clone(),
+            })
+            .await
+        {
+            let mut left = lock(&self.services.left);
+            for (svc, pod) in was.difference(&is) {
+                let ns = svc.split_once('/').map_or("default", |(ns, _)| ns);
+                left.insert(format!("{ns}/{pod}"), now);
+            }
+            left.retain(|_, at| now.duration_since(*at) < Duration::from_secs(600));
+        }
+    }
+
+    async fn apply_service_table(&self) {
+        let (services, table): (Vec<Service>, ServiceTable) = self
+            .raft
+            .state()
+            .read(|s| (s.desired.services.clone(), s.services.clone()));
+        let specs = proxy_specs(&services, &table, &self.services.listen);
+        let ips: BTreeSet<Ipv4Addr> = if self.services.interface.is_some() {
+            table.cluster_ips.values().copied().collect()
+        } else {
+            BTreeSet::new()
+        };
+        let same = lock(&self.services.applied)
+            .as_ref()
+            .is_some_and(|(s, i)| *s == specs && *i == ips);
+        if same {
+            return;
+        }
+        if let Some(interface) = &self.services.interface {
+            let result: Result<(), ServiceError> = interface.sync(&ips).await;
+            let mut last = lock(&self.services.interface_error);
+            match result {
+                Ok(()) => {
+                    if last.take().is_some() {
+                        tracing::info!("cluster IPs held on {} again", interface.name());
+                    }
+                }
+                Err(e) => {
+                    let msg = error_chain(&e);
+                    if last.as_ref() != Some(&msg) {
+                        tracing::warn!("{msg}");
+                    }
+                    *last = Some(msg);
+                }
+            }
+        }
+        let report = self.services.proxy.apply(&specs);
+        for f in report.failures() {
+            if let crate::service::proxy::ListenOutcome::Failed(e) = &f.outcome {
+                tracing::debug!(service = %f.service, port = %f.port, addr = %f.addr, "{e}");
+            }
+        }
+        *lock(&self.services.report) = report;
+        *lock(&self.services.applied) = Some((specs, ips));
+    }
+
+    /// How long a pod that is no longer desired must still wait before it is stopped: while
+    /// the committed table lists it as a ready endpoint, and for the drain delay after the
+    /// table that removed it was committed. `None`: stop it now.
+    pub(super) fn drain_wait(&self, key: &str) -> Option<Duration> {
+        let (namespace, pod) = key.split_once('/')?;
+        if self
+            .raft
+            .state()
+            .read(|s| s.services.serves(namespace, pod))
+        {
+            return Some(ENDPOINT_DEBOUNCE);
+        }
+        let left = lock(&self.services.left).get(key).copied()?;
+        let until = left + self.config.services.drain_delay;
+        let now = Instant::now();
+        (until > now).then(|| until - now)
+    }
+
+    /// What a new container of a pod in `namespace` learns of the Services.
+    pub(super) fn discovery(&self, namespace: &str) -> Discovery {
+        self.raft
+            .state()
+            .read(|s| Discovery::for_namespace(namespace, &s.desired.services, &s.services))
+    }
+}
+
+/// `(service, pod)` of every ready endpoint.
+fn ready_pods(t: &ServiceTable) -> BTreeSet<(String, String)> {
+    t.endpoints
+        .iter()
+        .flat_map(|(svc, list)| {
+            list.iter()
+                .filter(|e| e.ready)
+                .map(move |e| (svc.clone(), e.pod.clone()))
+        })
+        .collect()
+}
