@@ -1,0 +1,366 @@
+//! Services end to end: real engines (two per test, each in its own network namespace), real
+//! Git, `berth serve`, and real TCP from this test process through the Service's listener on
+//! `--service-address` to busybox httpd replicas.
+//!
+//! The cluster IPs are not held on an interface here (`--cluster-ip-interface none`): tests run
+//! side by side on one machine, and an interface in its root namespace would be shared by
+//! them all. Everything else (allocation, endpoints, discovery, drain) is as in production.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use serde_json::Value;
+
+use support::apps::containers;
+use support::berth::{Berth, Repo};
+use support::cluster::free_port;
+use support::{start_engines, Engine, TEST_IMAGE};
+
+/// An RC of busybox httpd replicas answering their own host name (the pod's name) on 8080,
+/// ready while `/www/ready` exists. `version` changes the template (a rolling update).
+fn rc(name: &str, replicas: u32, version: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: ReplicationController
+metadata:
+  name: {name}
+spec:
+  replicas: {replicas}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: httpd
+        image: {TEST_IMAGE}
+        command: [sh, -c, 'mkdir -p /www && hostname > /www/index.html && touch /www/ready && exec httpd -f -p 8080 -h /www']
+        env:
+        - {{name: VERSION, value: \"{version}\"}}
+        ports:
+        - {{name: http, containerPort: 8080}}
+        readinessProbe:
+          httpGet: {{path: /ready, port: http}}
+          periodSeconds: 1
+          failureThreshold: 1
+"
+    )
+}
+
+fn service(name: &str, app: &str, port: u16) -> String {
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+spec:
+  selector: {{app: {app}}}
+  ports:
+  - port: {port}
+    targetPort: http
+"
+    )
+}
+
+struct World {
+    engines: Vec<Engine>,
+    repo: Repo,
+    berth: Berth,
+    _data: tempfile::TempDir,
+}
+
+impl World {
+    async fn start(files: &[(&str, String)]) -> Result<World> {
+        let engines = start_engines(2).await?;
+        let repo = Repo::new()?;
+        for (path, text) in files {
+            repo.write(path, text);
+        }
+        repo.commit("first")?;
+        let data = tempfile::tempdir()?;
+        let nodes: Vec<String> = engines
+            .iter()
+            .enumerate()
+            .map(|(i, e)| format!("h{i}={}", e.endpoint))
+            .collect();
+        let berth = Berth::start_with(
+            repo.path(),
+            data.path(),
+            &nodes,
+            &[
+                "--cluster-ip-interface",
+                "none",
+                "--service-address",
+                "127.0.0.1",
+                "--drain-delay",
+                "1s",
+            ],
+        )
+        .await?;
+        Ok(World {
+            engines,
+            repo,
+            berth,
+            _data: data,
+        })
+    }
+
+    async fn service(&self, name: &str) -> Result<Value> {
+        let list = self.berth.get("/api/v1/services").await?;
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .with_context(|| format!("no Service {name} in {list}"))
+    }
+
+    /// Waits until Service `name` has exactly `ready` ready endpoints (and a cluster IP).
+    async fn wait_ready(&self, name: &str, ready: usize) -> Result<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = self.service(name).await.unwrap_or(Value::Null);
+            let n = s["endpoints"]
+                .as_array()
+                .map_or(0, |e| e.iter().filter(|e| e["ready"] == true).count());
+            if n == ready && s["clusterIP"].is_string() {
+                return Ok(s);
+            }
+            if Instant::now() > deadline {
+                bail!("Service {name} never had {ready} ready endpoints: {s}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Every managed container of `owner` on both engines: (engine index, container).
+    async fn containers(&self, owner: &str) -> Result<Vec<(usize, support::apps::Running)>> {
+        let mut out = Vec::new();
+        for (i, e) in self.engines.iter().enumerate() {
+            for c in containers(e.docker(), owner).await? {
+                out.push((i, c));
+            }
+        }
+        Ok(out)
+    }
+
+    fn exec(&self, engine: usize, id: &str, cmd: &[&str]) -> Result<String> {
+        let out = std::process::Command::new("docker")
+            .args(["-H", &self.engines[engine].endpoint, "exec", id])
+            .args(cmd)
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "docker exec {cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// A client that opens a new connection for every request, so each one goes through the
+/// proxy's choice of endpoint.
+fn client() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(5))
+        .build()?)
+}
+
+/// `n` requests to the Service's port on the service address: answers by body (pod name).
+async fn spread(port: u16, n: usize) -> Result<BTreeMap<String, usize>> {
+    let http = client()?;
+    let mut out = BTreeMap::new();
+    for _ in 0..n {
+        let body = http
+            .get(format!("http://127.0.0.1:{port}/index.html"))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        *out.entry(body.trim().to_string()).or_default() += 1;
+    }
+    Ok(out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_spreads_over_ready_replicas_on_two_hosts_and_follows_readiness() -> Result<()> {
+    let started = Instant::now();
+    let port = free_port()?;
+    // The Service first: its cluster IP exists before any replica starts, so every replica
+    // gets its variables and hosts entry.
+    let w = World::start(&[("svc.yaml", service("web", "web", port))]).await?;
+    let first = w.service("web").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !w.service("web").await?["clusterIP"].is_string() {
+        ensure!(Instant::now() < deadline, "no cluster IP: {first:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    w.repo.write("web.yaml", &rc("web", 3, "v1"));
+    let v1 = w.repo.commit("web v1")?;
+    w.berth.wait_converged(&v1).await?;
+    let svc = w.wait_ready("web", 3).await?;
+    let cluster_ip = svc["clusterIP"].as_str().unwrap_or_default().to_string();
+    eprintln!("Service web: {svc}");
+
+    let running = w.containers("web").await?;
+    assert_eq!(running.len(), 3, "{running:?}");
+    let hosts: BTreeSet<usize> = running.iter().map(|(i, _)| *i).collect();
+    assert_eq!(hosts.len(), 2, "replicas on both engines: {running:?}");
+    let pods: BTreeSet<String> = running.iter().map(|(_, c)| c.pod.clone()).collect();
+
+    // Requests spread over all three replicas.
+    let seen = spread(port, 30).await?;
+    eprintln!("30 requests: {seen:?}");
+    assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), pods);
+
+    // A replica whose readiness fails receives nothing, and receives again once it is back.
+    let (engine, sick) = running[0].clone();
+    w.exec(engine, &sick.id, &["rm", "/www/ready"])?;
+    w.wait_ready("web", 2).await?;
+    let seen = spread(port, 20).await?;
+    assert!(!seen.contains_key(&sick.pod), "{seen:?}");
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    w.exec(engine, &sick.id, &["touch", "/www/ready"])?;
+    w.wait_ready("web", 3).await?;
+    let seen = spread(port, 30).await?;
+    assert!(seen.contains_key(&sick.pod), "{seen:?}");
+
+    // Discovery: Kubernetes' variables and a hosts entry, in every replica.
+    let env = w.exec(engine, &sick.id, &["env"])?;
+    for want in [
+        format!("WEB_SERVICE_HOST={cluster_ip}"),
+        format!("WEB_SERVICE_PORT={port}"),
+        format!("WEB_PORT=tcp://{cluster_ip}:{port}"),
+        format!("WEB_PORT_{port}_TCP=tcp://{cluster_ip}:{port}"),
+        "WEB_PORT_".to_string() + &format!("{port}_TCP_PROTO=tcp"),
+        format!("WEB_PORT_{port}_TCP_PORT={port}"),
+        format!("WEB_PORT_{port}_TCP_ADDR={cluster_ip}"),
+    ] {
+        assert!(env.lines().any(|l| l == want), "{want} not in\n{env}");
+    }
+    let hosts_file = w.exec(engine, &sick.id, &["cat", "/etc/hosts"])?;
+    assert!(
+        hosts_file
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == [cluster_ip.as_str(), "web"]),
+        "{hosts_file}"
+    );
+
+    // Adding a Service restarts nothing.
+    let ids: BTreeSet<String> = running.iter().map(|(_, c)| c.id.clone()).collect();
+    let other = free_port()?;
+    w.repo.write("other.yaml", &service("web-too", "web", other));
+    let v2 = w.repo.commit("another Service over the same pods")?;
+    w.berth.wait_converged(&v2).await?;
+    w.wait_ready("web-too", 3).await?;
+    assert_eq!(spread(other, 6).await?.values().sum::<usize>(), 6);
+    let after: BTreeSet<String> = w
+        .containers("web")
+        .await?
+        .into_iter()
+        .map(|(_, c)| c.id)
+        .collect();
+    assert_eq!(ids, after, "adding a Service restarted containers");
+    // Both Services keep distinct cluster IPs, and the first keeps its own.
+    let web = w.service("web").await?;
+    let too = w.service("web-too").await?;
+    assert_eq!(web["clusterIP"], cluster_ip.as_str());
+    assert_ne!(web["clusterIP"], too["clusterIP"]);
+
+    // The machine-readable list for an external load balancer.
+    let eps = w.berth.get("/api/v1/endpoints").await?;
+    let web_eps = eps
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["service"] == "web")
+        .context("web in /api/v1/endpoints")?;
+    assert_eq!(web_eps["addresses"].as_array().map(Vec::len), Some(3), "{eps}");
+    eprintln!("took {:?}", started.elapsed());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sees_no_failed_request_during_a_rolling_update() -> Result<()> {
+    let started = Instant::now();
+    let port = free_port()?;
+    let w = World::start(&[
+        ("svc.yaml", service("web", "web", port)),
+        ("web.yaml", rc("web", 3, "v1")),
+    ])
+    .await?;
+    w.wait_ready("web", 3).await?;
+    let before: BTreeSet<String> = w
+        .containers("web")
+        .await?
+        .into_iter()
+        .map(|(_, c)| c.pod)
+        .collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let client_task = {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        tokio::spawn(async move {
+            let http = client().expect("client");
+            let mut answered: BTreeSet<String> = BTreeSet::new();
+            while !stop.load(Ordering::SeqCst) {
+                let r = http
+                    .get(format!("http://127.0.0.1:{port}/index.html"))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().is_success() => {
+                        ok.fetch_add(1, Ordering::SeqCst);
+                        if let Ok(body) = r.text().await {
+                            answered.insert(body.trim().to_string());
+                        }
+                    }
+                    Ok(r) => failed.lock().unwrap().push(format!("HTTP {}", r.status())),
+                    Err(e) => failed.lock().unwrap().push(format!("{e:?}")),
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            answered
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    w.repo.write("web.yaml", &rc("web", 3, "v2"));
+    let v2 = w.repo.commit("web v2")?;
+    w.berth.wait_converged(&v2).await?;
+    w.wait_ready("web", 3).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    let answered = client_task.await?;
+    let after: BTreeSet<String> = w
+        .containers("web")
+        .await?
+        .into_iter()
+        .map(|(_, c)| c.pod)
+        .collect();
+    let failed = failed.lock().unwrap().clone();
+    let ok = ok.load(Ordering::SeqCst);
+    eprintln!(
+        "during the rollout: {ok} requests answered, {} failed; answered by {answered:?}; took {:?}",
+        failed.len(),
+        started.elapsed()
+    );
+    assert!(before.is_disjoint(&after), "every replica was replaced");
+    assert!(
+        answered.iter().any(|p| after.contains(p)),
+        "new replicas answered: {answered:?}"
+    );
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    assert!(ok > 50, "only {ok} requests");
+    Ok(())
+}
+
+use std::sync::Mutex;
