@@ -75,7 +75,7 @@ struct World {
 }
 
 impl World {
-    async fn start(files: &[(&str, String)]) -> Result<World> {
+    async fn start(files: &[(&str, String)], extra: &[&str]) -> Result<World> {
         let engines = start_engines(2).await?;
         let repo = Repo::new()?;
         for (path, text) in files {
@@ -93,13 +93,10 @@ impl World {
             data.path(),
             &nodes,
             &[
-                "--cluster-ip-interface",
-                "none",
-                "--service-address",
-                "127.0.0.1",
-                "--drain-delay",
-                "1s",
-            ],
+                &["--service-address", "127.0.0.1", "--drain-delay", "1s"],
+                extra,
+            ]
+            .concat(),
         )
         .await?;
         Ok(World {
@@ -195,7 +192,23 @@ async fn a_service_spreads_over_ready_replicas_on_two_hosts_and_follows_readines
     let port = free_port()?;
     // The Service first: its cluster IP exists before any replica starts, so every replica
     // gets its variables and hosts entry.
-    let w = World::start(&[("svc.yaml", service("web", "web", port))]).await?;
+    // This test holds its cluster IPs on an interface of its own, from a /24 of its own, so
+    // that containers reach them: each engine's default route leads to this machine's root
+    // namespace, where `berth serve` runs, as a Docker host's route to the service CIDR
+    // leads to the controllers.
+    let interface = Interface(format!("bsvc{}", std::process::id() % 100_000));
+    let _lo = Interface(format!("lo:{}", interface.0));
+    let cidr = format!("10.43.{}.0/24", std::process::id() % 256);
+    let mut w = World::start(
+        &[("svc.yaml", service("web", "web", port))],
+        &[
+            "--cluster-ip-interface",
+            &interface.0,
+            "--service-cidr",
+            &cidr,
+        ],
+    )
+    .await?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while !w.service("web").await.unwrap_or(Value::Null)["clusterIP"].is_string() {
         ensure!(Instant::now() < deadline, "no cluster IP for web");
@@ -226,7 +239,36 @@ async fn a_service_spreads_over_ready_replicas_on_two_hosts_and_follows_readines
     let seen = spread(port, 20).await?;
     assert!(!seen.contains_key(&sick.pod), "{seen:?}");
     assert_eq!(seen.len(), 2, "{seen:?}");
+    // Back: how long from the leader seeing it ready to its first request through the
+    // Service (a new connection every 5 ms)?
     w.exec(engine, &sick.id, &["touch", "/www/ready"])?;
+    let http = client()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first_served = loop {
+        let body = http
+            .get(format!("http://127.0.0.1:{port}/index.html"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        if body.trim() == sick.pod {
+            break epoch_millis();
+        }
+        ensure!(Instant::now() < deadline, "{} never served again", sick.pod);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let pods_view = w.berth.get("/api/v1/pods").await?;
+    let ready_since = pods_view
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == sick.pod.as_str())
+        .and_then(|p| p["ready_since"].as_u64())
+        .context("ready_since of the recovered pod")?;
+    eprintln!(
+        "ready to receiving traffic: {} ms",
+        first_served.saturating_sub(ready_since)
+    );
     w.wait_ready("web", 3).await?;
     let seen = spread(port, 30).await?;
     assert!(seen.contains_key(&sick.pod), "{seen:?}");
@@ -287,18 +329,72 @@ async fn a_service_spreads_over_ready_replicas_on_two_hosts_and_follows_readines
         Some(3),
         "{eps}"
     );
+
+    // From a container on either host: the cluster IP, and the Service's name.
+    for (engine, c) in running
+        .iter()
+        .take(1)
+        .chain(running.iter().filter(|(i, _)| *i != running[0].0).take(1))
+    {
+        for target in [cluster_ip.as_str(), "web"] {
+            // busybox nc: the image's static wget cannot be relied on.
+            let request =
+                format!("printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {target} {port}");
+            let answer = w.exec(*engine, &c.id, &["sh", "-c", &request])?;
+            let body = answer.lines().last().unwrap_or_default().trim();
+            assert!(
+                answer.starts_with("HTTP/1.1 200") && pods.contains(body),
+                "{target}:{port} from {}: {answer:?}",
+                c.pod
+            );
+        }
+    }
+    // A clean stop takes the addresses away.
+    w.berth.terminate().await?;
+    let left = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show"])
+        .output()?;
+    let left = String::from_utf8_lossy(&left.stdout);
+    assert!(!left.contains(&format!("{cluster_ip}/32")), "{left}");
     eprintln!("took {:?}", started.elapsed());
     Ok(())
+}
+
+fn epoch_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Removes the test's cluster-IP interface (or its labelled addresses on `lo`, where the
+/// kernel has no dummy interfaces) should the test fail before `berth serve` did.
+struct Interface(String);
+
+impl Drop for Interface {
+    fn drop(&mut self) {
+        let args: Vec<&str> = if self.0.starts_with("lo:") {
+            vec!["addr", "flush", "dev", "lo", "label", &self.0]
+        } else {
+            vec!["link", "del", "dev", &self.0]
+        };
+        let _ = std::process::Command::new("ip")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_sees_no_failed_request_during_a_rolling_update() -> Result<()> {
     let started = Instant::now();
     let port = free_port()?;
-    let w = World::start(&[
-        ("svc.yaml", service("web", "web", port)),
-        ("web.yaml", rc("web", 3, "v1")),
-    ])
+    let w = World::start(
+        &[
+            ("svc.yaml", service("web", "web", port)),
+            ("web.yaml", rc("web", 3, "v1")),
+        ],
+        &["--cluster-ip-interface", "none"],
+    )
     .await?;
     w.wait_ready("web", 3).await?;
     let before: BTreeSet<String> = w

@@ -163,6 +163,9 @@ pub struct PodView {
     pub node: String,
     pub phase: String,
     pub ready: bool,
+    /// Since when it has been ready without interruption (milliseconds since the epoch, the
+    /// leader's clock).
+    pub ready_since: Option<crate::raft::state::Millis>,
     pub restarts: u32,
     /// Consecutive failed attempts of its current step (backoff grows with them).
     pub failures: u32,
@@ -222,6 +225,7 @@ fn pod_view(c: &Controller, p: &DesiredPod) -> PodView {
         node: p.node.clone(),
         phase: status.phase,
         ready: status.ready,
+        ready_since: status.ready_since,
         restarts: status.restarts,
         failures: status.failures,
         commit: seen.first().map(|c| c.commit.clone()),

@@ -18,7 +18,9 @@ pub struct ServiceArgs {
     #[arg(long, env = "BERTH_SERVICE_ADDRESS", value_name = "IP|none")]
     pub service_address: Option<String>,
     /// The dummy interface holding the cluster IPs (created and removed by berth; needs
-    /// CAP_NET_ADMIN); `none` holds no cluster IP [default: berth0].
+    /// CAP_NET_ADMIN); `lo` or `lo:LABEL` holds them on loopback under that label (also the
+    /// fallback where the kernel has no dummy driver); `none` holds no cluster IP
+    /// [default: berth0].
     #[arg(long, env = "BERTH_CLUSTER_IP_INTERFACE", value_name = "NAME|none")]
     pub cluster_ip_interface: Option<String>,
     /// Where `nodePort`s listen [default: 0.0.0.0].
@@ -77,19 +79,13 @@ impl ServiceArgs {
         let interface = match self.cluster_ip_interface.as_deref() {
             None => d.interface,
             Some("none") => None,
-            Some(name)
-                if !name.is_empty()
-                    && name.len() <= 15
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-            {
-                Some(name.to_string())
-            }
+            Some(name) if interface_name(name) => Some(name.to_string()),
             Some(name) => {
                 return Err(invalid(
                     "--cluster-ip-interface",
-                    format!("{name:?} is not an interface name (1-15 of a-z, 0-9, -, _)"),
+                    format!(
+                    "{name:?} is neither an interface name (1-15 of a-z, 0-9, -, _) nor lo:LABEL"
+                ),
                 ))
             }
         };
@@ -105,6 +101,20 @@ impl ServiceArgs {
             drain_delay,
         })
     }
+}
+
+/// A Linux interface name (1 to 15 plain characters), or `lo:LABEL` (an address label on
+/// loopback, 15 characters in all).
+fn interface_name(name: &str) -> bool {
+    let (base, max) = match name.strip_prefix("lo:") {
+        Some(label) => (label, 12),
+        None => (name, 15),
+    };
+    !base.is_empty()
+        && base.len() <= max
+        && base
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]
@@ -130,6 +140,14 @@ mod tests {
         assert_eq!(s.interface, None);
         assert_eq!(s.cidr.to_string(), "10.96.0.0/12");
         assert_eq!(s.drain_delay, Duration::from_millis(500));
+        for bad in ["", "much-too-long-name", "lo:much-too-long", "a b"] {
+            assert!(ServiceArgs {
+                cluster_ip_interface: Some(bad.into()),
+                ..Default::default()
+            }
+            .resolve()
+            .is_err());
+        }
         assert!(ServiceArgs {
             service_cidr: Some("10.96.0.1/12".into()),
             ..Default::default()

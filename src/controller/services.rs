@@ -58,7 +58,7 @@ impl ServiceRuntime {
     pub fn new(settings: &super::service_args::ServiceSettings) -> ServiceRuntime {
         ServiceRuntime {
             proxy: Proxy::new(),
-            interface: settings.interface.clone().map(Interface::new),
+            interface: settings.interface.as_deref().map(Interface::new),
             listen: Listen {
                 service_address: settings.service_address,
                 cluster_ips: settings.interface.is_some(),
