@@ -67,6 +67,11 @@ spec:
     )
 }
 
+/// [`service`] of `type: NodePort`, its node port left to berth.
+fn node_port_service(name: &str, app: &str, port: u16) -> String {
+    service(name, app, port).replace("spec:\n", "spec:\n  type: NodePort\n")
+}
+
 struct World {
     engines: Vec<Engine>,
     repo: Repo,
@@ -298,7 +303,7 @@ async fn a_service_spreads_over_ready_replicas_on_two_hosts_and_follows_readines
     let ids: BTreeSet<String> = running.iter().map(|(_, c)| c.id.clone()).collect();
     let other = free_port()?;
     w.repo
-        .write("other.yaml", &service("web-too", "web", other));
+        .write("other.yaml", &node_port_service("web-too", "web", other));
     let v2 = w.repo.commit("another Service over the same pods")?;
     w.berth.wait_converged(&v2).await?;
     w.wait_ready("web-too", 3).await?;
@@ -328,6 +333,19 @@ async fn a_service_spreads_over_ready_replicas_on_two_hosts_and_follows_readines
         web_eps["addresses"].as_array().map(Vec::len),
         Some(3),
         "{eps}"
+    );
+    // A NodePort Service whose manifest names no node port: berth allocates one.
+    let node_port = eps
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["service"] == "web-too")
+        .and_then(|e| e["nodePort"].as_u64())
+        .with_context(|| format!("no node port for web-too: {eps}"))?;
+    assert!((30000..=32767).contains(&node_port), "{node_port}");
+    assert_eq!(
+        spread(node_port as u16, 6).await?.values().sum::<usize>(),
+        6
     );
 
     // From a container on either host: the cluster IP, and the Service's name.

@@ -403,7 +403,12 @@ pub fn services(c: &Controller) -> Vec<ServiceView> {
                                 PortRef::Number(n) => n.to_string(),
                                 PortRef::Name(n) => n.clone(),
                             };
-                            let node = p.node_port.map(|n| format!(":{n}")).unwrap_or_default();
+                            let name = crate::service::endpoints::port_name(p);
+                            let node = p
+                                .node_port
+                                .or_else(|| s.services.node_ports.get(&key)?.get(&name).copied())
+                                .map(|n| format!(":{n}"))
+                                .unwrap_or_default();
                             format!("{}{node}->{}/{}", p.port, target, p.protocol.docker())
                         })
                         .collect(),
@@ -455,6 +460,9 @@ pub fn endpoints(c: &Controller) -> Vec<PortEndpoints> {
                 let name = crate::service::endpoints::port_name(p);
                 let mut addresses = s.services.ready(&key, &name);
                 addresses.sort();
+                let node_port = p
+                    .node_port
+                    .or_else(|| s.services.node_ports.get(&key)?.get(&name).copied());
                 out.push(PortEndpoints {
                     namespace: svc.metadata.namespace.clone(),
                     service: svc.metadata.name.clone(),
@@ -462,7 +470,7 @@ pub fn endpoints(c: &Controller) -> Vec<PortEndpoints> {
                     port: p.port,
                     protocol: p.protocol,
                     cluster_ip: s.services.cluster_ips.get(&key).copied(),
-                    node_port: p.node_port,
+                    node_port,
                     addresses,
                 });
             }

@@ -28,7 +28,7 @@ use crate::service::discovery::Discovery;
 use crate::service::endpoints::{endpoints, proxy_specs, Listen, PodView, Reach};
 use crate::service::interface::Interface;
 use crate::service::proxy::{ApplyReport, Proxy, ServiceSpec};
-use crate::service::{cluster_ip, ServiceError};
+use crate::service::{cluster_ip, node_port, ServiceError};
 
 /// How often the leader recomputes endpoints, and so the longest a readiness change waits
 /// before it is proposed: changes within one period make one commit.
@@ -119,12 +119,25 @@ impl Controller {
 
     /// The table the leader would commit now.
     fn service_table(&self) -> ServiceTable {
-        let (services, previous) = self
-            .raft
-            .state()
-            .read(|s| (s.desired.services.clone(), s.services.cluster_ips.clone()));
-        let (cluster_ips, errors) =
+        let (services, previous, previous_ports) = self.raft.state().read(|s| {
+            (
+                s.desired.services.clone(),
+                s.services.cluster_ips.clone(),
+                s.services.node_ports.clone(),
+            )
+        });
+        let (cluster_ips, mut errors) =
             cluster_ip::allocate(&self.config.services.cidr, &services, &previous);
+        let (node_ports, port_errors) = node_port::allocate(&services, &previous_ports);
+        for (key, e) in port_errors {
+            errors
+                .entry(key)
+                .and_modify(|all: &mut String| {
+                    all.push_str("; ");
+                    all.push_str(&e)
+                })
+                .or_insert(e);
+        }
         let index = self.desired();
         let reaches: Vec<Reach> = index.pods.values().map(|p| self.reach(p)).collect();
         let views: Vec<PodView> = index
@@ -145,6 +158,7 @@ impl Controller {
             cluster_ips,
             endpoints: endpoints(&services, &views),
             errors,
+            node_ports,
         }
     }
 

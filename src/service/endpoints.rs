@@ -137,7 +137,14 @@ pub fn proxy_specs(
                 if let Some(a) = listen.service_address {
                     addrs.push(SocketAddr::new(a, p.port));
                 }
-                if let (ServiceType::NodePort, Some(np)) = (svc.type_, p.node_port) {
+                let node_port = p.node_port.or_else(|| {
+                    table
+                        .node_ports
+                        .get(&key)
+                        .and_then(|m| m.get(&name))
+                        .copied()
+                });
+                if let (ServiceType::NodePort, Some(np)) = (svc.type_, node_port) {
                     addrs.push(SocketAddr::new(listen.node_address, np));
                 }
                 spec = spec.port(

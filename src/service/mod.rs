@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod endpoints;
 mod error;
 pub mod interface;
+pub mod node_port;
 pub mod proxy;
 #[cfg(test)]
 mod testing;

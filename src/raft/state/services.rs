@@ -23,6 +23,10 @@ pub struct ServiceTable {
     /// Why a Service has no cluster IP (a `clusterIP` outside the CIDR or taken), by Service.
     #[serde(default)]
     pub errors: BTreeMap<ObjectKey, String>,
+    /// Node ports of `type: NodePort` Services, by Service, then by port name: the
+    /// manifest's, or allocated (see `service::node_port`).
+    #[serde(default)]
+    pub node_ports: BTreeMap<ObjectKey, BTreeMap<String, u16>>,
 }
 
 /// One pod behind a Service.
