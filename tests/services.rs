@@ -301,12 +301,37 @@ async fn a_service_spreads_over_ready_replicas_on_two_hosts_and_follows_readines
 
     // Adding a Service restarts nothing.
     let ids: BTreeSet<String> = running.iter().map(|(_, c)| c.id.clone()).collect();
-    let other = free_port()?;
+    // Its port is taken on the service address: an error in the status, not a crash, and
+    // the listener comes once the port is free.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let other = squatter.local_addr()?.port();
     w.repo
         .write("other.yaml", &node_port_service("web-too", "web", other));
     let v2 = w.repo.commit("another Service over the same pods")?;
     w.berth.wait_converged(&v2).await?;
     w.wait_ready("web-too", 3).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let errors = w.service("web-too").await?["errors"].to_string();
+        if errors.contains(&format!("127.0.0.1:{other}")) {
+            eprintln!("a taken port: {errors}");
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no error for the taken port: {errors}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(squatter);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while spread(other, 1).await.is_err() {
+        ensure!(
+            Instant::now() < deadline,
+            "port {other} never bound once free"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert_eq!(spread(other, 6).await?.values().sum::<usize>(), 6);
     let after: BTreeSet<String> = w
         .containers("web")
