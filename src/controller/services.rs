@@ -110,7 +110,12 @@ impl Controller {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            if self.acting() {
+            // Nothing to compute without Services (and none ever committed).
+            let any = self
+                .raft
+                .state()
+                .read(|s| !s.desired.services.is_empty() || s.services != ServiceTable::default());
+            if any && self.acting() {
                 self.propose_service_table().await;
             }
             self.apply_service_table().await;

@@ -5,7 +5,7 @@
 //! The leader commits the result; every controller then builds its proxy's specs from the
 //! committed table with [`proxy_specs`], so they all forward to the same pods.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -61,14 +61,29 @@ pub fn target_port(spec: &PodSpec, target: &PortRef, protocol: Protocol) -> Opti
 }
 
 /// Every Service's pods, ready or not, with their reachable address per Service port.
+///
+/// Pods are indexed by namespace and label pair, so each Service looks only at the pods that
+/// carry the first pair of its selector: thousands of Services over thousands of pods stay
+/// well within the leader's recompute period.
 pub fn endpoints(services: &[Service], pods: &[PodView]) -> BTreeMap<String, Vec<Endpoint>> {
+    let mut index: HashMap<(&str, &str, &str), Vec<&PodView>> = HashMap::new();
+    for p in pods {
+        for (k, v) in p.labels {
+            index
+                .entry((p.namespace, k.as_str(), v.as_str()))
+                .or_default()
+                .push(p);
+        }
+    }
     let mut out = BTreeMap::new();
     for svc in services {
-        let mut list: Vec<Endpoint> = pods
-            .iter()
-            .filter(|p| {
-                p.namespace == svc.metadata.namespace && selector_matches(&svc.selector, p.labels)
-            })
+        let candidates = svc.selector.iter().next().and_then(|(k, v)| {
+            index.get(&(svc.metadata.namespace.as_str(), k.as_str(), v.as_str()))
+        });
+        let mut list: Vec<Endpoint> = candidates
+            .into_iter()
+            .flatten()
+            .filter(|p| selector_matches(&svc.selector, p.labels))
             .map(|p| Endpoint {
                 pod: p.name.to_string(),
                 node: p.node.to_string(),
