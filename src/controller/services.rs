@@ -279,17 +279,17 @@ impl Controller {
     /// table that removed it was committed. `None`: stop it now.
     pub(super) fn drain_wait(&self, key: &str) -> Option<Duration> {
         let (namespace, pod) = key.split_once('/')?;
-        if self
+        let served = self
             .raft
             .state()
-            .read(|s| s.services.serves(namespace, pod))
-        {
-            return Some(ENDPOINT_DEBOUNCE);
-        }
-        let left = lock(&self.services.left).get(key).copied()?;
-        let until = left + self.config.services.drain_delay;
-        let now = Instant::now();
-        (until > now).then(|| until - now)
+            .read(|s| s.services.serves(namespace, pod));
+        let left = lock(&self.services.left).get(key).copied();
+        drain_remaining(
+            served,
+            left,
+            self.config.services.drain_delay,
+            Instant::now(),
+        )
     }
 
     /// What a new container of a pod in `namespace` learns of the Services.
@@ -298,6 +298,21 @@ impl Controller {
             .state()
             .read(|s| Discovery::for_namespace(namespace, &s.desired.services, &s.services))
     }
+}
+
+/// How long a retired pod must still wait: while it is `served` (a ready endpoint in the
+/// committed table), and until `drain` after it `left` the endpoints. `None`: stop it now.
+fn drain_remaining(
+    served: bool,
+    left: Option<Instant>,
+    drain: Duration,
+    now: Instant,
+) -> Option<Duration> {
+    if served {
+        return Some(ENDPOINT_DEBOUNCE);
+    }
+    let until = left? + drain;
+    (until > now).then(|| until - now)
 }
 
 /// `(service, pod)` of every ready endpoint.
@@ -310,4 +325,29 @@ fn ready_pods(t: &ServiceTable) -> BTreeSet<(String, String)> {
                 .map(move |e| (svc.clone(), e.pod.clone()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retired_pod_waits_while_served_then_for_the_drain_delay() {
+        let drain = Duration::from_secs(2);
+        let t0 = Instant::now();
+        // Still listed: look again after the next endpoint commit.
+        assert_eq!(
+            drain_remaining(true, None, drain, t0),
+            Some(ENDPOINT_DEBOUNCE)
+        );
+        // Left at t0: waits out the rest of the drain, then nothing.
+        let later = t0 + Duration::from_millis(500);
+        assert_eq!(
+            drain_remaining(false, Some(t0), drain, later),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(drain_remaining(false, Some(t0), drain, t0 + drain), None);
+        // Never an endpoint (no Service selects it): stops at once.
+        assert_eq!(drain_remaining(false, None, drain, t0), None);
+    }
 }
