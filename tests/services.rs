@@ -1,6 +1,8 @@
-//! Services end to end: real engines (two per test, each in its own network namespace), real
-//! Git, `berth serve`, and real TCP from this test process through the Service's listener on
-//! `--service-address` to busybox httpd replicas.
+//! Services end to end: real engines (each in its own network namespace), real Git,
+//! `berth serve` (one, or a cluster of three), and real TCP from this test process through the
+//! Service's listener on `--service-address`, and from containers through the cluster IP, to
+//! busybox httpd replicas. About 25 s of CI for the three tests (run in parallel), plus the
+//! build.
 //!
 //! The cluster IPs are not held on an interface here (`--cluster-ip-interface none`): tests run
 //! side by side on one machine, and an interface in its root namespace would be shared by
@@ -18,8 +20,8 @@ use serde_json::Value;
 
 use support::apps::containers;
 use support::berth::{Berth, Repo};
-use support::cluster::free_port;
-use support::{start_engines, Engine, TEST_IMAGE};
+use support::cluster::{free_port, Cluster};
+use support::{start_engine, start_engines, Engine, TEST_IMAGE};
 
 /// An RC of busybox httpd replicas answering their own host name (the pod's name) on 8080,
 /// ready while `/www/ready` exists. `version` changes the template (a rolling update).
@@ -65,6 +67,23 @@ spec:
     targetPort: http
 "
     )
+}
+
+/// `n` requests to `addr:port`, each on a new connection: answers by body (pod name).
+async fn spread_at(addr: &str, port: u16, n: usize) -> Result<BTreeMap<String, usize>> {
+    let http = client()?;
+    let mut out = BTreeMap::new();
+    for _ in 0..n {
+        let body = http
+            .get(format!("http://{addr}:{port}/index.html"))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        *out.entry(body.trim().to_string()).or_default() += 1;
+    }
+    Ok(out)
 }
 
 /// [`service`] of `type: NodePort`, its node port left to berth.
@@ -176,19 +195,7 @@ fn client() -> Result<reqwest::Client> {
 
 /// `n` requests to the Service's port on the service address: answers by body (pod name).
 async fn spread(port: u16, n: usize) -> Result<BTreeMap<String, usize>> {
-    let http = client()?;
-    let mut out = BTreeMap::new();
-    for _ in 0..n {
-        let body = http
-            .get(format!("http://127.0.0.1:{port}/index.html"))
-            .send()
-            .await?
-            .error_for_status()?
-            .text()
-            .await?;
-        *out.entry(body.trim().to_string()).or_default() += 1;
-    }
-    Ok(out)
+    spread_at("127.0.0.1", port, n).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -507,3 +514,55 @@ async fn a_client_sees_no_failed_request_during_a_rolling_update() -> Result<()>
 }
 
 use std::sync::Mutex;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_controller_forwards_and_followers_go_on_without_the_leader() -> Result<()> {
+    let started = Instant::now();
+    let engine = start_engine("svc-cluster").await?;
+    let port = free_port()?;
+    let repo = Repo::new()?;
+    repo.write("svc.yaml", &service("web", "web", port));
+    repo.write("web.yaml", &rc("web", 2, "v1"));
+    let first = repo.commit("first")?;
+    // Three controllers on one machine: each its own service address (127.0.0.2, .3, .4).
+    let mut cluster = Cluster::start_each(
+        3,
+        repo,
+        &[format!("h0={}", engine.endpoint)],
+        &["--cluster-ip-interface", "none", "--drain-delay", "1s"],
+        |i| vec!["--service-address".into(), format!("127.0.0.{}", i + 2)],
+    )
+    .await?;
+    let leader = cluster.wait_leader().await?;
+    cluster.wait_converged_everywhere(&first).await?;
+    let pods: BTreeSet<String> = containers(engine.docker(), "web")
+        .await?
+        .into_iter()
+        .map(|c| c.pod)
+        .collect();
+    assert_eq!(pods.len(), 2);
+    // Every member, leader or follower, forwards over both replicas once the endpoints are
+    // committed.
+    for i in 0..3 {
+        let addr = format!("127.0.0.{}", i + 2);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match spread_at(&addr, port, 10).await {
+                Ok(seen) if seen.keys().cloned().collect::<BTreeSet<_>>() == pods => break,
+                other => ensure!(
+                    Instant::now() < deadline,
+                    "member {i} ({addr}) does not forward to both replicas: {other:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // The leader dies: the others forward on, with the endpoints last committed.
+    cluster.members[leader].kill9();
+    for i in (0..3).filter(|i| *i != leader) {
+        let seen = spread_at(&format!("127.0.0.{}", i + 2), port, 10).await?;
+        assert_eq!(seen.values().sum::<usize>(), 10, "member {i}: {seen:?}");
+    }
+    eprintln!("took {:?}", started.elapsed());
+    Ok(())
+}
