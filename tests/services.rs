@@ -566,3 +566,125 @@ async fn every_controller_forwards_and_followers_go_on_without_the_leader() -> R
     eprintln!("took {:?}", started.elapsed());
     Ok(())
 }
+
+/// The guestbook's manifests, as in the corpus.
+const GUESTBOOK: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../shared/corpus/kubernetes-examples/web/guestbook"
+);
+
+/// Stands in for `image` on `engine`: the test image, its command an httpd on `port` that
+/// answers `<role>-<pod name>`, so a client can tell which pod answered.
+fn stand_in(engine: &Engine, image: &str, role: &str, port: u16) -> Result<()> {
+    let docker = |args: &[&str]| -> Result<()> {
+        let out = std::process::Command::new("docker")
+            .args(["-H", &engine.endpoint])
+            .args(args)
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    };
+    let name = format!("stand-in-{role}");
+    docker(&["create", "--name", &name, TEST_IMAGE])?;
+    let cmd = format!(
+        "CMD [\"sh\", \"-c\", \"mkdir -p /www && echo {role}-$(hostname) > /www/index.html && exec httpd -f -p {port} -h /www\"]"
+    );
+    docker(&["commit", "--change", &cmd, &name, image])?;
+    docker(&["rm", &name])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guestbook_converges_and_each_redis_service_reaches_its_own_replicas() -> Result<()> {
+    let started = Instant::now();
+    let engines = start_engines(2).await?;
+    for e in &engines {
+        stand_in(e, "registry.k8s.io/redis:e2e", "master", 6379)?;
+        stand_in(e, "gcr.io/google_samples/gb-redisslave:v1", "replica", 6379)?;
+        stand_in(e, "gcr.io/google_samples/gb-frontend:v4", "frontend", 80)?;
+    }
+    let repo = Repo::new()?;
+    for file in [
+        "redis-master-service.yaml",
+        "redis-replica-service.yaml",
+        "frontend-service.yaml",
+        "legacy/redis-master-controller.yaml",
+        "legacy/redis-replica-controller.yaml",
+        "legacy/frontend-controller.yaml",
+    ] {
+        let text = std::fs::read_to_string(format!("{GUESTBOOK}/{file}"))
+            .with_context(|| format!("reading {file} from the corpus"))?;
+        repo.write(file, &text);
+    }
+    let first = repo.commit("guestbook")?;
+    // Cluster IPs on lo under a label and in a /24 of this test's own (the other test of this
+    // process that holds cluster IPs uses another); no service-address listeners: both redis
+    // Services serve 6379.
+    let interface = Interface(format!("lo:gb{}", std::process::id() % 100_000));
+    let cidr = format!("10.43.{}.0/24", (std::process::id() + 128) % 256);
+    let data = tempfile::tempdir()?;
+    let nodes: Vec<String> = engines
+        .iter()
+        .enumerate()
+        .map(|(i, e)| format!("h{i}={}", e.endpoint))
+        .collect();
+    let berth = Berth::start_with(
+        repo.path(),
+        data.path(),
+        &nodes,
+        &[
+            "--service-address",
+            "none",
+            "--cluster-ip-interface",
+            &interface.0,
+            "--service-cidr",
+            &cidr,
+        ],
+    )
+    .await?;
+    berth.wait_converged(&first).await?;
+    let w = World {
+        engines,
+        repo,
+        berth,
+        _data: data,
+    };
+    w.wait_ready("redis-master", 1).await?;
+    w.wait_ready("redis-replica", 2).await?;
+    w.wait_ready("frontend", 3).await?;
+    // From a frontend container on each host: each name reaches its own replicas.
+    let frontends = w.containers("frontend").await?;
+    let hosts: BTreeSet<usize> = frontends.iter().map(|(i, _)| *i).collect();
+    for host in hosts {
+        let (engine, c) = frontends.iter().find(|(i, _)| *i == host).expect("one");
+        for (name, role) in [("redis-master", "master"), ("redis-replica", "replica")] {
+            for _ in 0..4 {
+                let request = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {name} 6379");
+                let answer = w.exec(*engine, &c.id, &["sh", "-c", &request])?;
+                let body = answer.lines().last().unwrap_or_default();
+                assert!(
+                    body.starts_with(&format!("{role}-{name}-")),
+                    "{name}:6379 from {} answered {answer:?}",
+                    c.pod
+                );
+            }
+        }
+        // And the frontend finds them by environment too (GET_HOSTS_FROM=env).
+        let env = w.exec(*engine, &c.id, &["env"])?;
+        for var in [
+            "REDIS_MASTER_SERVICE_HOST=10.43.",
+            "REDIS_REPLICA_SERVICE_PORT=6379",
+        ] {
+            assert!(
+                env.lines().any(|l| l.starts_with(var)),
+                "{var} not in\n{env}"
+            );
+        }
+    }
+    eprintln!("took {:?}", started.elapsed());
+    drop(w);
+    Ok(())
+}

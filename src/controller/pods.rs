@@ -139,6 +139,13 @@ impl Controller {
             {
                 Next::after(self.drain_wait(key).unwrap_or_default())
             }
+            // Services of the same commit get their cluster IPs first, so that the pod's
+            // variables and hosts entries include them.
+            Decision::Act(Step::Create { pod })
+                if self.discovery_wait(&pod.namespace).is_some() =>
+            {
+                Next::after(self.discovery_wait(&pod.namespace).unwrap_or_default())
+            }
             Decision::Act(step) => self.execute(key, desired.as_ref(), step, now).await,
         }
     }

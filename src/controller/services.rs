@@ -33,6 +33,8 @@ use crate::service::{cluster_ip, node_port, ServiceError};
 /// How often the leader recomputes endpoints, and so the longest a readiness change waits
 /// before it is proposed: changes within one period make one commit.
 const ENDPOINT_DEBOUNCE: Duration = Duration::from_millis(200);
+/// The longest a pod's creation waits for the cluster IPs of its namespace's new Services.
+const DISCOVERY_WAIT: Duration = Duration::from_secs(5);
 
 /// This member's Service machinery.
 pub struct ServiceRuntime {
@@ -48,6 +50,9 @@ pub struct ServiceRuntime {
     /// Pods (`namespace/name`) that left the endpoints, and when (leader only; see
     /// [`Controller::drain_wait`]).
     left: Mutex<HashMap<String, Instant>>,
+    /// Namespaces whose pods wait for new Services' cluster IPs, since when (see
+    /// [`Controller::discovery_wait`]).
+    discovery_waits: Mutex<HashMap<String, Instant>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -68,6 +73,7 @@ impl ServiceRuntime {
             interface_error: Mutex::new(None),
             report: Mutex::new(ApplyReport::default()),
             left: Mutex::new(HashMap::new()),
+            discovery_waits: Mutex::new(HashMap::new()),
         }
     }
 
@@ -290,6 +296,31 @@ impl Controller {
             self.config.services.drain_delay,
             Instant::now(),
         )
+    }
+
+    /// How long a pod of `namespace` should wait before its containers are created: while a
+    /// Service of its namespace has no committed cluster IP yet (it came in the same commit),
+    /// so that the pod's discovery includes it. Bounded by [`DISCOVERY_WAIT`]: a leader that
+    /// cannot commit its table never holds pods back for long.
+    pub(super) fn discovery_wait(&self, namespace: &str) -> Option<Duration> {
+        let pending = self.raft.state().read(|s| {
+            s.desired.services.iter().any(|svc| {
+                let key =
+                    crate::raft::state::object_key(&svc.metadata.namespace, &svc.metadata.name);
+                svc.metadata.namespace == namespace
+                    && !s.services.cluster_ips.contains_key(&key)
+                    && !s.services.errors.contains_key(&key)
+            })
+        });
+        let mut waits = lock(&self.services.discovery_waits);
+        if !pending {
+            waits.remove(namespace);
+            return None;
+        }
+        let since = *waits
+            .entry(namespace.to_string())
+            .or_insert_with(Instant::now);
+        (since.elapsed() < DISCOVERY_WAIT).then_some(ENDPOINT_DEBOUNCE)
     }
 
     /// What a new container of a pod in `namespace` learns of the Services.
