@@ -340,6 +340,8 @@ async fn a_service_spreads_over_ready_replicas_on_two_hosts_and_follows_readines
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(spread(other, 6).await?.values().sum::<usize>(), 6);
+    let errors = w.service("web-too").await?["errors"].clone();
+    assert_eq!(errors, serde_json::json!([]), "bound now, no error left");
     let after: BTreeSet<String> = w
         .containers("web")
         .await?

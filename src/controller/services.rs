@@ -27,7 +27,7 @@ use crate::raft::state::{Command, ServiceTable};
 use crate::service::discovery::Discovery;
 use crate::service::endpoints::{endpoints, proxy_specs, Listen, PodView, Reach};
 use crate::service::interface::Interface;
-use crate::service::proxy::{ApplyReport, Proxy, ServiceSpec};
+use crate::service::proxy::{Proxy, ServiceSpec};
 use crate::service::{cluster_ip, node_port, ServiceError};
 
 /// How often the leader recomputes endpoints, and so the longest a readiness change waits
@@ -45,8 +45,6 @@ pub struct ServiceRuntime {
     applied: Mutex<Option<(Vec<ServiceSpec>, BTreeSet<Ipv4Addr>)>>,
     /// The last interface error, while it lasts.
     interface_error: Mutex<Option<String>>,
-    /// The listeners of the last apply, for the status API.
-    report: Mutex<ApplyReport>,
     /// Pods (`namespace/name`) that left the endpoints, and when (leader only; see
     /// [`Controller::drain_wait`]).
     left: Mutex<HashMap<String, Instant>>,
@@ -71,22 +69,23 @@ impl ServiceRuntime {
             },
             applied: Mutex::new(None),
             interface_error: Mutex::new(None),
-            report: Mutex::new(ApplyReport::default()),
             left: Mutex::new(HashMap::new()),
             discovery_waits: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Listener failures of the last apply: `(service, port, address, error)`.
+    /// Listeners not bound now: `(service, port, address, error)`. From the proxy's live
+    /// status, so a port freed later (and bound by the proxy's retry) leaves the list.
     pub fn listener_errors(&self) -> Vec<(String, String, String, String)> {
-        lock(&self.report)
-            .failures()
-            .map(|l| {
-                let err = match &l.outcome {
-                    crate::service::proxy::ListenOutcome::Failed(e) => e.to_string(),
-                    _ => String::new(),
-                };
-                (l.service.clone(), l.port.clone(), l.addr.to_string(), err)
+        self.proxy
+            .status()
+            .ports
+            .into_iter()
+            .flat_map(|p| {
+                p.listeners
+                    .into_iter()
+                    .filter_map(|l| Some((l.addr, l.error?)))
+                    .map(move |(addr, e)| (p.service.clone(), p.port.clone(), addr.to_string(), e))
             })
             .collect()
     }
@@ -276,7 +275,6 @@ impl Controller {
                 tracing::debug!(service = %f.service, port = %f.port, addr = %f.addr, "{e}");
             }
         }
-        *lock(&self.services.report) = report;
         *lock(&self.services.applied) = Some((specs, ips));
     }
 
