@@ -143,9 +143,9 @@ pub struct ClusterArgs {
     /// How often the leader sends heartbeats [default: 100ms].
     #[arg(long, env = "BERTH_HEARTBEAT", value_name = "DURATION")]
     pub heartbeat: Option<String>,
-    /// The lower end T of the randomised election timeout: followers stand after [T, 2T) of
-    /// silence on top of the leader's lease of 2T; a leader that no quorum acknowledged for T
-    /// stops acting [default: 1000ms].
+    /// The election timeout T: a follower that has not heard from the leader for a random
+    /// [1.05T, 1.5T) stands for election, and votes for no one else within T of the last
+    /// heartbeat; a leader that no quorum acknowledged for 3/4 T stops acting [default: 1000ms].
     #[arg(long, env = "BERTH_ELECTION_TIMEOUT", value_name = "DURATION")]
     pub election_timeout: Option<String>,
 }

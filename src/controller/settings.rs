@@ -172,13 +172,13 @@ impl Controller {
             }
             let runtime = self.raft.raft().runtime_config();
             if agree {
-                runtime.elect(true);
+                self.raft.set_standing(true);
                 runtime.heartbeat(true);
             } else {
                 // Step aside, unless nobody has led for a while (then every member may
                 // disagree, and adopt needs a leader).
                 let nobody_leads = last_leader_seen.elapsed() > standoff;
-                runtime.elect(nobody_leads);
+                self.raft.set_standing(nobody_leads);
                 runtime.heartbeat(!facts.raft_leader || nobody_leads);
             }
             if said.as_ref() != Some(&differs) {

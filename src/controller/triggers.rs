@@ -147,8 +147,10 @@ impl Controller {
                 _ = tick.tick() => {}
             }
             let facts = self.raft.leader_facts();
-            let now_fenced =
-                facts.raft_leader && !facts.may_act(self.config.cluster.election_timeout);
+            let now_fenced = facts.raft_leader
+                && !facts.may_act(crate::raft::election::fence(
+                    self.config.cluster.election_timeout,
+                ));
             if now_fenced && !fenced {
                 tracing::warn!(
                     term = facts.term,

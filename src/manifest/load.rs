@@ -53,7 +53,15 @@ pub fn load_files(files: &[SourceFile], limits: &Limits) -> Result<Manifests, Ve
     }
     let manifests = collect(objects, &mut problems);
     // File order, then position: duplicates found by `collect` join their file's other problems.
-    problems.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    // A file's problems without a position (its "N more" note) come after the others.
+    problems.sort_by(|a, b| {
+        (&a.file, a.line.is_none(), a.line, a.column).cmp(&(
+            &b.file,
+            b.line.is_none(),
+            b.line,
+            b.column,
+        ))
+    });
     if problems.is_empty() {
         Ok(manifests)
     } else {
@@ -116,6 +124,18 @@ fn load_file(file: &SourceFile, objects: &mut Vec<Object>, problems: &mut Vec<Pr
         decode::document(&mut ctx, doc, objects);
     }
     problems.append(&mut ctx.problems);
+    if ctx.more > 0 {
+        problems.push(Problem::new(
+            &file.path,
+            None,
+            "",
+            format!(
+                "{} more problem(s) in this file not shown (the first {} are)",
+                ctx.more,
+                decode::MAX_PROBLEMS_PER_FILE
+            ),
+        ));
+    }
 }
 
 /// Sorts objects by kind and reports names defined twice in one namespace.
@@ -291,5 +311,20 @@ mod tests {
         // Found by the fuzzer: serde_json gives column 0 there.
         let problems = load_files(&[file("x.json", "\r\n")], &Limits::default()).unwrap_err();
         assert_eq!((problems[0].line, problems[0].column), (Some(2), Some(1)));
+    }
+
+    #[test]
+    fn problems_per_file_are_capped_and_the_rest_counted() {
+        let bad: String = (0..300)
+            .map(|i| format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}}}\nspec: {{containerz: []}}\n---\n"))
+            .collect();
+        let problems = load_files(&[file("a.yaml", &bad)], &Limits::default()).unwrap_err();
+        assert_eq!(
+            problems.len(),
+            crate::manifest::decode::MAX_PROBLEMS_PER_FILE + 1
+        );
+        let last = problems.last().expect("some").to_string();
+        assert!(last.contains("more problem(s) in this file"), "{last}");
+        assert_eq!(problems[0].line, Some(4), "{}", problems[0]);
     }
 }

@@ -1,16 +1,15 @@
 //! Who this member is, who the initial members are, and the Raft timing.
 //!
-//! Timing, as a range. `election_timeout` (T) is the lower end of openraft's randomised election
-//! timeout: each follower draws its wait from `[T, 2T)`, so two followers rarely stand at once
-//! (a split vote costs another round). openraft 0.9 also grants a known leader a lease of the
-//! upper end (2T) since the follower last heard from it, during which the follower neither stands
-//! nor votes for anyone else. So, after the last heartbeat a follower received:
+//! Timing, as a range (the timer itself is in `election.rs`). With `election_timeout` T, after
+//! the last heartbeat a follower received:
 //!
-//! - a follower stands for election after `2T + [T, 2T)`, i.e. 3T to 4T (3–4 s by default),
-//!   checked on openraft's tick (every 1.5 heartbeats): that is the failover time after a crash;
-//! - no other leader can be elected before 3T, while `RaftNode::is_leader` turns false on the old
-//!   leader once a quorum has not acknowledged it for T (see `fencing.rs`): a cut-off leader
-//!   stops acting at least 2T before any successor can start.
+//! - it refuses to vote for anyone else for T (openraft's leader lease);
+//! - it stands for election after a silence drawn anew each time from `[1.05 T, 1.5 T)` (1.05–1.5
+//!   s by default): with the vote round and the new leader's first quorum acknowledgement, that
+//!   is the failover time after a crash;
+//! - `RaftNode::is_leader` turns false on the old leader once a quorum has not acknowledged it
+//!   for 3/4 T (see `fencing.rs`): a cut-off leader stops acting before any successor can be
+//!   elected.
 //!
 //! `heartbeat` is how often a leader reminds followers it is alive; it must be well below T (at
 //! most a third of it here), so one or two lost heartbeats never cost a leader its fence.
@@ -157,8 +156,13 @@ impl ClusterConfig {
         Config {
             cluster_name: self.cluster_name.clone(),
             heartbeat_interval: millis(self.heartbeat),
-            election_timeout_min: election_ms,
-            election_timeout_max: election_ms * 2,
+            // openraft's own election timer is off (see `election.rs`); the upper end is the
+            // lease a voter grants the leader it last heard from.
+            election_timeout_min: election_ms
+                .saturating_sub(1)
+                .max(millis(self.heartbeat) + 1),
+            election_timeout_max: election_ms,
+            enable_elect: false,
             install_snapshot_timeout: millis(SNAPSHOT_CHUNK_TIMEOUT),
             snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every.max(1)),
@@ -201,15 +205,14 @@ mod tests {
     }
 
     #[test]
-    fn election_timeout_is_randomised_between_one_and_two_timeouts() {
+    fn openraft_s_own_election_timer_is_off_and_its_lease_is_the_election_timeout() {
         let c = ClusterConfig::single(1, "a:1".into())
             .raft_config()
             .unwrap();
         assert_eq!(c.heartbeat_interval, 100);
-        assert_eq!(
-            (c.election_timeout_min, c.election_timeout_max),
-            (1000, 2000)
-        );
+        assert!(!c.enable_elect);
+        assert_eq!(c.election_timeout_max, 1000, "the lease");
+        assert!(c.election_timeout_min < c.election_timeout_max);
     }
 
     #[test]

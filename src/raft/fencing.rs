@@ -4,8 +4,8 @@
 //! learns of a new leader only when it hears from one. What does change is the time since a
 //! quorum last acknowledged it (`RaftMetrics::millis_since_quorum_ack`, refreshed by every
 //! heartbeat reply). The controller asks, before each batch of Docker effects, whether that
-//! acknowledgement is younger than the election timeout: past it, the followers may already have
-//! elected someone else, so this member must stop acting.
+//! acknowledgement is younger than the fence (3/4 of the election timeout, `election.rs`):
+//! past it, the followers may soon elect someone else, so this member must stop acting.
 //!
 //! Metrics are published when openraft's core loop runs (at least every tick, 1.5 heartbeats).
 //! [`watch`] turns each published age into an instant ("acknowledged at"), so the age read later

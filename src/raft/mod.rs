@@ -32,6 +32,7 @@ mod bootstrap;
 pub mod cluster_config;
 pub mod contact;
 mod db;
+pub mod election;
 pub mod fencing;
 pub mod http_client;
 pub mod http_server;

@@ -16,6 +16,7 @@ use super::bootstrap;
 use super::cluster_config::ClusterConfig;
 use super::contact::LeaderContact;
 use super::db::{Stores, StoresClosed};
+use super::election::{self, Standing};
 use super::fencing::{self, LeaderFacts, QuorumClock};
 use super::http_client::{HttpNetwork, PeerClient};
 use super::log_command::LogCommand;
@@ -77,6 +78,7 @@ pub struct RaftNode {
     partition: Partition,
     contact: LeaderContact,
     quorum: QuorumClock,
+    standing: Standing,
     /// The bootstrap and quorum-watch tasks; drained by `stop` and `shutdown`.
     tasks: TaskTracker,
     cancel: CancellationToken,
@@ -147,11 +149,20 @@ impl RaftNode {
             partition,
             contact: LeaderContact::default(),
             quorum: QuorumClock::new(),
+            standing: Standing::default(),
             tasks: TaskTracker::new(),
             cancel: CancellationToken::new(),
         };
         node.tasks
             .spawn(fencing::watch(node.raft.clone(), node.quorum.clone()));
+        node.tasks.spawn(election::run(
+            node.raft.clone(),
+            node.id,
+            node.config.election_timeout,
+            node.contact.clone(),
+            node.standing.clone(),
+            node.cancel.clone(),
+        ));
         node.tasks.spawn(snapshot_trigger::run(
             node.raft.clone(),
             node.log.clone(),
@@ -234,11 +245,17 @@ impl RaftNode {
         LeaderFacts::read(&self.raft, &self.quorum)
     }
 
-    /// True while this node is the leader *and* a quorum acknowledged it within the election
-    /// timeout. A leader cut off from its peers stops being leader here within about one
-    /// election timeout, although openraft may still call it leader.
+    /// True while this node is the leader *and* a quorum acknowledged it within the fence
+    /// (3/4 of the election timeout, see `election.rs`). A leader cut off from its peers stops
+    /// being leader here before any successor can be elected, although openraft may still call
+    /// it leader.
     pub fn is_leader(&self) -> bool {
-        self.quorum_acked_within(self.config.election_timeout)
+        self.quorum_acked_within(election::fence(self.config.election_timeout))
+    }
+
+    /// Whether this member may stand for election (a member whose settings differ does not).
+    pub fn set_standing(&self, stand: bool) {
+        self.standing.set(stand);
     }
 
     /// True when this node is leader and a quorum acknowledged it within `max`: call before

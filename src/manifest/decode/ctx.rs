@@ -8,9 +8,15 @@ use crate::manifest::error::Problem;
 use crate::manifest::model::StringMap;
 use crate::manifest::yaml::{Kind, Node, Pos, Value};
 
+/// Problems kept per file: enough to fix a file by, while a file of thousands of bad objects
+/// (1 MiB of them fits the file budget) costs bounded memory and output. The rest are counted.
+pub const MAX_PROBLEMS_PER_FILE: usize = 200;
+
 pub struct Ctx<'a> {
     pub file: &'a str,
     pub problems: Vec<Problem>,
+    /// Problems found beyond [`MAX_PROBLEMS_PER_FILE`], counted but not kept.
+    pub more: usize,
 }
 
 /// `parent.key`, or `key` at the top.
@@ -32,10 +38,15 @@ impl<'a> Ctx<'a> {
         Ctx {
             file,
             problems: Vec::new(),
+            more: 0,
         }
     }
 
     pub fn error_at(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
+        if self.problems.len() >= MAX_PROBLEMS_PER_FILE {
+            self.more += 1;
+            return;
+        }
         self.problems
             .push(Problem::new(self.file, Some(pos), path, message));
     }

@@ -10,7 +10,7 @@ mod probe;
 
 use std::collections::HashSet;
 
-pub use ctx::Ctx;
+pub use ctx::{Ctx, MAX_PROBLEMS_PER_FILE};
 
 use ctx::{field, index, Fields};
 
