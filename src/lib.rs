@@ -20,13 +20,16 @@
 //!              docker::DockerHost::list_managed ──────┴─► reconcile::plan (pure) ─► execute
 //!                                                                                  (bollard)
 //!   api (axum, read-only) and cli (status/get/describe) read committed state + live view
-//!   service::proxy (in serve): cluster IPs, service address, node ports ─► ready pods
+//!   services:  leader: Services + ready pods ─► service::{cluster_ip, node_port, endpoints}
+//!              ─► Command::Services; every member: committed table ─► service::interface
+//!              (cluster IPs on berth0) + service::proxy (cluster IPs, service address, node
+//!              ports ─► ready pods); service::discovery: env vars and hosts at container start
 //! ```
 //!
 //! One concept per module: [`manifest`] (model, parsing, validation), [`sync`] (Git),
 //! [`raft`] (replicated log and state), [`scheduler`] (placement), [`reconcile`] (the plan),
 //! [`docker`] (one client per host), [`controller`] (the loops of `berth serve`), [`api`] and
-//! [`cli`]; [`webhook`] turns verified push webhooks from Git hosts into a payload-free "look
+//! [`cli`]; [`service`] gives Services their addresses and forwards them; [`webhook`] turns verified push webhooks from Git hosts into a payload-free "look
 //! now". Effects happen only from Raft-committed state and only on the leader.
 
 pub mod api;

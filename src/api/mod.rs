@@ -2,7 +2,8 @@
 //! answer from committed Raft state and this controller's live observation.
 //!
 //! `GET /healthz`, `/api/v1/status`, `/api/v1/commits`, `/api/v1/commits/{sha}`, `/api/v1/pods`,
-//! `/api/v1/pods/{namespace}/{name}/placement`, `/api/v1/replicationcontrollers`, `/api/v1/services`, `/api/v1/nodes`. Other methods on these
+//! `/api/v1/pods/{namespace}/{name}/placement`, `/api/v1/replicationcontrollers`,
+//! `/api/v1/services`, `/api/v1/endpoints`, `/api/v1/nodes`. Other methods on these
 //! paths answer 405; unknown paths 404, both with a JSON error.
 
 pub mod placement;
@@ -48,6 +49,10 @@ pub fn router(ctl: Arc<Controller>) -> Router {
         .route(
             "/api/v1/services",
             get(|State(c): Ctl| async move { Json(views::services(&c)) }),
+        )
+        .route(
+            "/api/v1/endpoints",
+            get(|State(c): Ctl| async move { Json(views::endpoints(&c)) }),
         )
         .route(
             "/api/v1/nodes",

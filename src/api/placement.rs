@@ -171,6 +171,7 @@ fn pending_view(
         warnings: Vec::new(),
         containers,
         reasons,
+        ready_since: None,
     }
 }
 

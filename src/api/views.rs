@@ -163,6 +163,9 @@ pub struct PodView {
     pub node: String,
     pub phase: String,
     pub ready: bool,
+    /// Since when it has been ready without interruption (milliseconds since the epoch, the
+    /// leader's clock).
+    pub ready_since: Option<crate::raft::state::Millis>,
     pub restarts: u32,
     /// Consecutive failed attempts of its current step (backoff grows with them).
     pub failures: u32,
@@ -228,6 +231,7 @@ fn pod_view(c: &Controller, p: &DesiredPod) -> PodView {
         node: p.node.clone(),
         phase: status.phase,
         ready: status.ready,
+        ready_since: status.ready_since,
         restarts: status.restarts,
         failures: status.failures,
         commit: seen.first().map(|c| c.commit.clone()),
@@ -352,33 +356,133 @@ pub struct ServiceView {
     pub name: String,
     #[serde(rename = "type")]
     pub type_: ServiceType,
+    /// The committed cluster IP; `None` until the leader has allocated one (or when it
+    /// cannot: `error` says why).
+    #[serde(rename = "clusterIP")]
+    pub cluster_ip: Option<std::net::Ipv4Addr>,
+    /// `port->target/proto`, with `:nodePort` for a node port.
     pub ports: Vec<String>,
     pub selector: crate::manifest::StringMap,
+    /// The pods behind it, as committed: ready ones receive traffic.
+    pub endpoints: Vec<EndpointView>,
+    /// Why it has no cluster IP, or which of this controller's listeners failed.
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EndpointView {
+    pub pod: String,
+    pub node: String,
+    pub ready: bool,
+    /// Reachable address per Service port name.
+    pub addresses: std::collections::BTreeMap<String, std::net::SocketAddr>,
 }
 
 pub fn services(c: &Controller) -> Vec<ServiceView> {
+    let listener_errors = c.services.listener_errors();
+    let interface_error = c.services.interface_error();
     c.raft.state().read(|s| {
         s.desired
             .services
             .iter()
-            .map(|svc| ServiceView {
-                namespace: svc.metadata.namespace.clone(),
-                name: svc.metadata.name.clone(),
-                type_: svc.type_,
-                ports: svc
-                    .ports
-                    .iter()
-                    .map(|p| {
-                        let target = match &p.target_port {
-                            PortRef::Number(n) => n.to_string(),
-                            PortRef::Name(n) => n.clone(),
-                        };
-                        format!("{}->{}/{}", p.port, target, p.protocol.docker())
-                    })
-                    .collect(),
-                selector: svc.selector.clone(),
+            .map(|svc| {
+                let key =
+                    crate::raft::state::object_key(&svc.metadata.namespace, &svc.metadata.name);
+                let mut errors: Vec<String> =
+                    s.services.errors.get(&key).cloned().into_iter().collect();
+                errors.extend(
+                    listener_errors
+                        .iter()
+                        .filter(|(k, ..)| *k == key)
+                        .map(|(_, port, addr, e)| format!("port {port} on {addr}: {e}")),
+                );
+                errors.extend(interface_error.clone());
+                ServiceView {
+                    namespace: svc.metadata.namespace.clone(),
+                    name: svc.metadata.name.clone(),
+                    type_: svc.type_,
+                    cluster_ip: s.services.cluster_ips.get(&key).copied(),
+                    ports: svc
+                        .ports
+                        .iter()
+                        .map(|p| {
+                            let target = match &p.target_port {
+                                PortRef::Number(n) => n.to_string(),
+                                PortRef::Name(n) => n.clone(),
+                            };
+                            let name = crate::service::endpoints::port_name(p);
+                            let node = p
+                                .node_port
+                                .or_else(|| s.services.node_ports.get(&key)?.get(&name).copied())
+                                .map(|n| format!(":{n}"))
+                                .unwrap_or_default();
+                            format!("{}{node}->{}/{}", p.port, target, p.protocol.docker())
+                        })
+                        .collect(),
+                    selector: svc.selector.clone(),
+                    endpoints: s
+                        .services
+                        .endpoints
+                        .get(&key)
+                        .into_iter()
+                        .flatten()
+                        .map(|e| EndpointView {
+                            pod: e.pod.clone(),
+                            node: e.node.clone(),
+                            ready: e.ready,
+                            addresses: e.ports.clone(),
+                        })
+                        .collect(),
+                    errors,
+                }
             })
             .collect()
+    })
+}
+
+/// One Service port and where its ready pods are: what an external HAProxy or nginx needs to
+/// build a backend (`/api/v1/endpoints`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortEndpoints {
+    pub namespace: String,
+    pub service: String,
+    /// The Service port's name, or its number when it has none.
+    pub port_name: String,
+    pub port: u16,
+    pub protocol: crate::manifest::Protocol,
+    #[serde(rename = "clusterIP")]
+    pub cluster_ip: Option<std::net::Ipv4Addr>,
+    pub node_port: Option<u16>,
+    /// Ready addresses, sorted.
+    pub addresses: Vec<std::net::SocketAddr>,
+}
+
+pub fn endpoints(c: &Controller) -> Vec<PortEndpoints> {
+    c.raft.state().read(|s| {
+        let mut out = Vec::new();
+        for svc in &s.desired.services {
+            let key = crate::raft::state::object_key(&svc.metadata.namespace, &svc.metadata.name);
+            for p in &svc.ports {
+                let name = crate::service::endpoints::port_name(p);
+                let mut addresses = s.services.ready(&key, &name);
+                addresses.sort();
+                let node_port = p
+                    .node_port
+                    .or_else(|| s.services.node_ports.get(&key)?.get(&name).copied());
+                out.push(PortEndpoints {
+                    namespace: svc.metadata.namespace.clone(),
+                    service: svc.metadata.name.clone(),
+                    port_name: name,
+                    port: p.port,
+                    protocol: p.protocol,
+                    cluster_ip: s.services.cluster_ips.get(&key).copied(),
+                    node_port,
+                    addresses,
+                });
+            }
+        }
+        out
     })
 }
 

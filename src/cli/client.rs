@@ -302,7 +302,15 @@ pub async fn get(args: &GetArgs) -> ExitCode {
                         .collect(),
                 ),
                 Resource::Services => table(
-                    &["NAMESPACE", "NAME", "TYPE", "PORTS", "SELECTOR"],
+                    &[
+                        "NAMESPACE",
+                        "NAME",
+                        "TYPE",
+                        "CLUSTER-IP",
+                        "PORTS",
+                        "ENDPOINTS",
+                        "SELECTOR",
+                    ],
                     items
                         .iter()
                         .map(|svc| {
@@ -318,11 +326,15 @@ pub async fn get(args: &GetArgs) -> ExitCode {
                                 .flatten()
                                 .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
                                 .collect();
+                            let eps = svc["endpoints"].as_array().cloned().unwrap_or_default();
+                            let ready = eps.iter().filter(|e| e["ready"] == true).count();
                             vec![
                                 s(svc, "namespace"),
                                 s(svc, "name"),
                                 s(svc, "type"),
+                                svc["clusterIP"].as_str().unwrap_or("<pending>").to_string(),
                                 ports.join(","),
+                                format!("{ready}/{}", eps.len()),
                                 sel.join(","),
                             ]
                         })

@@ -107,6 +107,8 @@ pub struct ServeArgs {
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub node_settings: super::node_config::NodeArgs,
+    #[command(flatten)]
+    pub services: super::service_args::ServiceArgs,
 }
 
 /// A controller cluster: who this member is and how members reach and trust each other.
@@ -334,6 +336,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Where Raft is served when not on the API listener.
     pub raft_listen: Option<SocketAddr>,
+    /// Cluster IPs, Service listeners, drain delay.
+    pub services: super::service_args::ServiceSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -477,6 +481,7 @@ impl ServeArgs {
         };
         let path = self.path.or(file.path).unwrap_or_default();
         let path = path.trim_matches('/').to_string();
+        let services = self.services.resolve()?;
         Ok(Config {
             repo,
             branch: self.branch.or(file.branch).unwrap_or_else(|| "main".into()),
@@ -501,6 +506,7 @@ impl ServeArgs {
             history_bytes,
             cluster,
             raft_listen,
+            services,
         })
     }
 }

@@ -26,6 +26,8 @@ mod pod_book;
 mod pod_status;
 mod pods;
 mod rollouts;
+pub mod service_args;
+mod services;
 pub mod settings;
 mod sync;
 mod triggers;
@@ -42,6 +44,7 @@ use tokio_util::task::TaskTracker;
 pub use config::{Config, OnFailure, ServeArgs};
 pub use live::Live;
 pub use pod_book::PodStatus;
+pub use services::ServiceRuntime;
 pub use sync::error_chain;
 
 use desired_index::DesiredIndex;
@@ -136,6 +139,8 @@ pub struct Controller {
     settings_agree: std::sync::atomic::AtomicBool,
     /// Held while a placement is computed and proposed (see `placement.rs`).
     placer: tokio::sync::Mutex<placement::Placer>,
+    /// The Service proxy, the cluster IPs' interface, drains.
+    pub services: services::ServiceRuntime,
 }
 
 impl Controller {
@@ -215,6 +220,7 @@ impl Controller {
         let probes = Probes::new(move |pod| probe_runner.enqueue(Key::Pod(pod), Duration::ZERO));
         let index = raft.state().read(DesiredIndex::of);
         let local_settings = settings::local_values(&config);
+        let services = services::ServiceRuntime::new(&config.services);
         Ok(Arc::new(Controller {
             config,
             raft,
@@ -234,6 +240,7 @@ impl Controller {
             local_settings,
             settings_agree: std::sync::atomic::AtomicBool::new(false),
             placer: tokio::sync::Mutex::new(placement::Placer::default()),
+            services,
         }))
     }
 
@@ -268,6 +275,8 @@ impl Controller {
         tasks.spawn(self.clone().forward_loop(shutdown.clone()));
         tasks.spawn(self.clone().quorum_watch(shutdown.clone()));
         tasks.spawn(self.clone().settings_loop(shutdown.clone()));
+        tasks.spawn(self.clone().services_loop(shutdown.clone()));
+        tasks.spawn(self.clone().run_proxy(shutdown.clone()));
         tasks.spawn(
             self.runner
                 .clone()

@@ -133,6 +133,19 @@ impl Controller {
         match decision {
             Decision::Done => wait(None),
             Decision::Wait { until, .. } => wait(until),
+            // A retired replica leaves its Services' endpoints, then drains, then stops.
+            Decision::Act(Step::Stop { .. })
+                if desired.is_none() && self.drain_wait(key).is_some() =>
+            {
+                Next::after(self.drain_wait(key).unwrap_or_default())
+            }
+            // Services of the same commit get their cluster IPs first, so that the pod's
+            // variables and hosts entries include them.
+            Decision::Act(Step::Create { pod })
+                if self.discovery_wait(&pod.namespace).is_some() =>
+            {
+                Next::after(self.discovery_wait(&pod.namespace).unwrap_or_default())
+            }
             Decision::Act(step) => self.execute(key, desired.as_ref(), step, now).await,
         }
     }
@@ -281,18 +294,32 @@ impl Controller {
         let result: Result<Vec<String>, (String, DockerError)> = match &step {
             Step::Pull { pod } => self.pull(key, pod, cache).await.map(|()| Vec::new()),
             Step::Create { pod } => {
+                // A remote engine's pods are reached through ports published on the host:
+                // probes and Services need every declared container port there.
                 let ephemeral = if host.is_local() {
                     Vec::new()
                 } else {
-                    probed_ports(&pod.spec)
+                    let mut ports = probed_ports(&pod.spec);
+                    ports.extend(
+                        pod.spec
+                            .containers
+                            .iter()
+                            .flat_map(|c| &c.ports)
+                            .filter(|p| p.host_port.is_none())
+                            .map(|p| p.container_port),
+                    );
+                    ports.sort_unstable();
+                    ports.dedup();
+                    ports
                 };
+                let discovery = self.discovery(&pod.namespace);
                 let holder = crate::docker::create::container_name(
                     host.cluster(),
                     &pod.namespace,
                     &pod.name,
                     crate::reconcile::HOLDER,
                 );
-                host.create_pod(pod, &ephemeral, self.raft.current_term())
+                host.create_pod_with(pod, &ephemeral, &discovery, self.raft.current_term())
                     .await
                     .map(|mut ids| {
                         // Inspect takes a name as well as an id: the holder is read back too.

@@ -98,6 +98,7 @@ pub fn local_values(config: &Config) -> SettingValues {
             config.allow_signed_rewind.to_string(),
         ),
         ("pull-fallback", config.pull.fallback.to_string()),
+        ("service-cidr", config.services.cidr.to_string()),
     ]
     .into_iter()
     .chain((!per_host.is_empty()).then(|| ("node-settings", per_host.join(" "))))

@@ -18,6 +18,7 @@ use bollard::models::{
 use super::error::DockerError;
 use crate::manifest::{RestartPolicy, VolumeSource};
 use crate::reconcile::{labels, DesiredPod, DEFAULT_CLUSTER, HOLDER};
+use crate::service::discovery::Discovery;
 
 /// Kubernetes (and DNS) limit a hostname label to 63 characters.
 const MAX_HOSTNAME: usize = 63;
@@ -246,6 +247,33 @@ pub fn container_body(
     }
     body.host_config = Some(host);
     Ok(body)
+}
+
+/// Adds the Services' variables to a container's environment, before its own (which win).
+pub fn add_env(body: &mut ContainerCreateBody, discovery: &Discovery) {
+    if discovery.is_empty() {
+        return;
+    }
+    let own = body.env.take().unwrap_or_default();
+    let defined: Vec<String> = own
+        .iter()
+        .filter_map(|e| e.split_once('=').map(|(k, _)| k.to_string()))
+        .collect();
+    let mut env = discovery.env_strings(&defined);
+    env.extend(own);
+    body.env = Some(env);
+}
+
+/// Adds hosts entries from the Services' names to their cluster IPs to the container that owns
+/// the pod's network namespace (its `/etc/hosts` is the pod's).
+pub fn add_hosts(body: &mut ContainerCreateBody, discovery: &Discovery) {
+    if discovery.hosts.is_empty() {
+        return;
+    }
+    let host = body.host_config.get_or_insert_with(HostConfig::default);
+    host.extra_hosts
+        .get_or_insert_with(Vec::new)
+        .extend(discovery.extra_hosts());
 }
 
 /// Every port of every container of the pod: all exposed, those with a `hostPort` published,

@@ -13,10 +13,13 @@ use bollard::models::ContainerInspectResponse;
 use bollard::query_parameters::{CreateContainerOptionsBuilder, InspectContainerOptions};
 use bollard::Docker;
 
-use super::create::{container_body, container_name, empty_dir_volumes, holder_body, Identity};
+use super::create::{
+    add_env, add_hosts, container_body, container_name, empty_dir_volumes, holder_body, Identity,
+};
 use super::error::{is_not_found, DockerError};
 use super::host::DockerHost;
 use crate::reconcile::{labels, DesiredPod, HOLDER};
+use crate::service::discovery::Discovery;
 
 impl DockerHost {
     /// Creates and starts the pod's containers (its holder first, when it has one), returning
@@ -26,6 +29,20 @@ impl DockerHost {
         &self,
         pod: &DesiredPod,
         ephemeral: &[u16],
+        term: u64,
+    ) -> Result<Vec<String>, DockerError> {
+        self.create_pod_with(pod, ephemeral, &Discovery::default(), term)
+            .await
+    }
+
+    /// [`create_pod`](Self::create_pod), giving containers created now the Services'
+    /// variables and hosts entries (`discovery`). Containers that exist already keep theirs:
+    /// discovery is fixed at creation, as in Kubernetes.
+    pub async fn create_pod_with(
+        &self,
+        pod: &DesiredPod,
+        ephemeral: &[u16],
+        discovery: &Discovery,
         term: u64,
     ) -> Result<Vec<String>, DockerError> {
         let id = Identity {
@@ -60,7 +77,8 @@ impl DockerHost {
                     id
                 }
                 None => {
-                    let body = holder_body(pod, &image, ephemeral, &id);
+                    let mut body = holder_body(pod, &image, ephemeral, &id);
+                    add_hosts(&mut body, discovery);
                     self.create_one(docker, &name, body).await?
                 }
             };
@@ -83,7 +101,11 @@ impl DockerHost {
                     ids.push(id);
                 }
                 None => {
-                    let body = container_body(pod, index, owner, ephemeral, &id)?;
+                    let mut body = container_body(pod, index, owner, ephemeral, &id)?;
+                    add_env(&mut body, discovery);
+                    if owner.is_none() {
+                        add_hosts(&mut body, discovery);
+                    }
                     let id = self.create_one(docker, &name, body).await?;
                     to_start.push(id.clone());
                     ids.push(id);

@@ -372,6 +372,11 @@ pub struct Service {
     pub type_: ServiceType,
     /// `ClientIP` affinity timeout in seconds, when asked for.
     pub session_affinity_seconds: Option<u32>,
+    /// The manifest's `clusterIP`, when it fixes one; otherwise berth allocates one from the
+    /// service CIDR. Left out of the serialised form when absent, so states written before
+    /// the field existed read (and hash) the same.
+    #[serde(default, rename = "clusterIP", skip_serializing_if = "Option::is_none")]
+    pub cluster_ip: Option<std::net::Ipv4Addr>,
     pub origin: Origin,
 }
 

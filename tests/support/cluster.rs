@@ -33,6 +33,17 @@ impl Cluster {
     /// `n` members serving `repo` on the hosts `nodes` (`name=endpoint`), each with `extra`
     /// flags; returns once every member's API answers (not once a leader is elected).
     pub async fn start(n: usize, repo: Repo, nodes: &[String], extra: &[&str]) -> Result<Cluster> {
+        Cluster::start_each(n, repo, nodes, extra, |_| Vec::new()).await
+    }
+
+    /// [`Cluster::start`], member `i` (from 0) also getting the flags `each(i)`.
+    pub async fn start_each(
+        n: usize,
+        repo: Repo,
+        nodes: &[String],
+        extra: &[&str],
+        each: impl Fn(usize) -> Vec<String>,
+    ) -> Result<Cluster> {
         let dir = tempfile::tempdir()?;
         let token_file = dir.path().join("token");
         std::fs::write(&token_file, TOKEN)?;
@@ -60,6 +71,8 @@ impl Cluster {
             let token = token_file.display().to_string();
             args.push(&token);
             args.extend_from_slice(extra);
+            let own = each(i);
+            args.extend(own.iter().map(String::as_str));
             members.push(Berth::start_with(repo.path(), &data, nodes, &args).await?);
         }
         Ok(Cluster {

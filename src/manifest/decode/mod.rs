@@ -371,6 +371,26 @@ fn service(ctx: &mut Ctx, f: &mut Fields, origin: Origin) -> Option<Service> {
     let timeout = s
         .take("sessionAffinityConfig")
         .and_then(|n| affinity_timeout(ctx, n, &s.path_of("sessionAffinityConfig")));
+    let cluster_ip = s.take("clusterIP").and_then(|n| {
+        let path = s.path_of("clusterIP");
+        let text = ctx.string(n, &path)?;
+        match text.parse::<std::net::Ipv4Addr>() {
+            Ok(ip) if !ip.is_unspecified() => Some(ip),
+            _ if text.is_empty() => None,
+            _ if text == "None" => {
+                ctx.error(
+                    n,
+                    &path,
+                    "headless Services (clusterIP: None) are not supported",
+                );
+                None
+            }
+            _ => {
+                ctx.error(n, &path, format!("{text:?} is not an IPv4 address"));
+                None
+            }
+        }
+    });
     let ports_path = s.path_of("ports");
     s.finish(ctx);
     // Kubernetes' default ClientIP timeout is three hours.
@@ -392,6 +412,7 @@ fn service(ctx: &mut Ctx, f: &mut Fields, origin: Origin) -> Option<Service> {
         ports,
         type_,
         session_affinity_seconds,
+        cluster_ip,
         origin,
     })
 }

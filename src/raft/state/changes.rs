@@ -29,9 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::{ClusterState, ObjectKey, Replica};
-use crate::manifest::{
-    Manifests, Node, ObjectMeta, Origin, Pod, ReplicationController, Service,
-};
+use crate::manifest::{Manifests, Node, ObjectMeta, Origin, Pod, ReplicationController, Service};
 
 /// The kinds of object a tree holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

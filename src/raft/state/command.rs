@@ -87,6 +87,9 @@ pub enum Command {
         pods: BTreeMap<ObjectKey, String>,
         based_on: u64,
     },
+    /// The Services' cluster IPs and endpoints, as the leader computed them; replaces the
+    /// table whole.
+    Services { table: super::ServiceTable },
     /// The rollout of `rc` for `sha` completed or halted. A halt fails the commit.
     RolloutState {
         sha: String,

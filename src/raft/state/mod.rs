@@ -23,6 +23,7 @@ mod command;
 mod history;
 mod placement;
 pub mod records;
+mod services;
 mod settings;
 mod workload;
 
@@ -34,6 +35,7 @@ pub use history::{
 };
 pub use placement::PlacementClock;
 pub use records::{History, HISTORY_BYTES, HISTORY_LIMIT};
+pub use services::{Endpoint, ServiceTable};
 pub use settings::{differing, SettingValues, Settings, SettingsChange, HISTORY_SIZE};
 pub use workload::{Replica, Rollout, RolloutState};
 
@@ -99,6 +101,9 @@ pub struct ClusterState {
     /// When placements changed, per host (see `placement.rs`).
     #[serde(default)]
     pub placement: PlacementClock,
+    /// Cluster IPs and endpoints of the Services (see `services.rs`).
+    #[serde(default)]
+    pub services: ServiceTable,
 }
 
 /// One `berth cluster recover`: see [`Command::Recovered`].
@@ -208,6 +213,10 @@ impl ClusterState {
                 pods,
                 based_on,
             } => self.bind(replicas, pods, based_on),
+            Command::Services { table } => {
+                self.services = table;
+                true
+            }
             Command::Executed { sha, plan, at, .. } => self
                 .history
                 .update(&sha, |c| {
