@@ -385,6 +385,11 @@ pub struct NodeView {
     pub containers: usize,
     pub error: Option<String>,
     pub last_seen: Option<String>,
+    /// `Ready`, `Unknown` (not answering, within `--node-grace`) or `NotReady` (its RC
+    /// replicas are placed elsewhere).
+    pub condition: crate::docker::Readiness,
+    /// The last time the engine answered anything (a full look, an inspect after an event).
+    pub last_contact: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -394,6 +399,7 @@ pub struct Capacity {
 }
 
 pub fn nodes(c: &Controller) -> Vec<NodeView> {
+    let now = crate::clock::now_millis();
     c.hosts
         .iter()
         .map(|cache| {
@@ -413,6 +419,8 @@ pub fn nodes(c: &Controller) -> Vec<NodeView> {
                     HostState::Seen => None,
                 },
                 last_seen: v.last_seen.map(rfc3339),
+                condition: v.readiness(now, c.config.node_grace),
+                last_contact: v.last_contact.map(rfc3339),
             })
         })
         .collect()

@@ -3,6 +3,7 @@
 pub mod client;
 pub mod cluster;
 pub mod rollout;
+pub mod fd_limit;
 pub mod serve;
 pub mod validate;
 

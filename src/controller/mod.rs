@@ -19,6 +19,7 @@ pub mod config;
 mod converge;
 mod desired_index;
 mod forward;
+mod host_loss;
 pub mod live;
 mod pod_book;
 mod pod_status;
@@ -101,6 +102,8 @@ pub enum Key {
     Rc(String),
     /// The desired commit's convergence.
     Converge,
+    /// Hosts lost (`NotReady`, or removed from the configuration): move their RC replicas.
+    Hosts,
 }
 
 /// Shared by the loops, the engine and the status API.
@@ -130,6 +133,10 @@ pub struct Controller {
     /// This member's settings (from its flags), and whether they are the cluster's.
     local_settings: crate::raft::state::SettingValues,
     settings_agree: std::sync::atomic::AtomicBool,
+    /// Replica moves off lost hosts, rate limited.
+    moves: Mutex<host_loss::MoveBudget>,
+    /// Hosts already reported `NotReady`.
+    lost_hosts: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Controller {
@@ -221,6 +228,8 @@ impl Controller {
             peers,
             local_settings,
             settings_agree: std::sync::atomic::AtomicBool::new(false),
+            moves: Mutex::default(),
+            lost_hosts: Mutex::default(),
         }))
     }
 
@@ -343,6 +352,7 @@ impl Controller {
             self.runner.enqueue(Key::Rc(rc.clone()), Duration::ZERO);
         }
         self.runner.enqueue(Key::Converge, CONVERGE_DEBOUNCE);
+        self.runner.enqueue(Key::Hosts, Duration::ZERO);
     }
 
     /// The status of every pod instance known, by key.
@@ -509,6 +519,7 @@ impl Worker for Controller {
             Key::Pod(k) => self.work_pod(&k).await,
             Key::Rc(k) => self.work_rc(&k).await,
             Key::Converge => self.work_converge().await,
+            Key::Hosts => self.work_hosts().await,
         }
     }
 }

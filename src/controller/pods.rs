@@ -112,9 +112,17 @@ impl Controller {
             .filter_map(|c| self.probes.outcome(key, &c.name, Kind::Liveness))
             .find(|o| !o.ok)
             .and_then(|o| o.last_failure);
+        let host_lost = !host_known
+            && desired.as_ref().is_some_and(|d| {
+                self.cache(&d.node).is_none_or(|c| {
+                    c.read(|v| v.readiness(now, self.config.node_grace))
+                        == crate::docker::Readiness::NotReady
+                })
+            });
         let status = pod_status::derive(&Inputs {
             desired: desired.as_ref(),
             host_known,
+            host_lost,
             current: &current,
             stale,
             entry: &entry,

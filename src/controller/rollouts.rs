@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{error_chain, Controller};
 use crate::clock::now_millis;
+use crate::docker::Readiness;
 use crate::engine::Next;
 use crate::raft::state::{Command, RolloutState};
 use crate::rollout::{self, Health, ReplicaView, Strategy};
@@ -37,6 +38,7 @@ impl Controller {
             return Next::Idle;
         }
         let strategy = Strategy::of(&rc);
+        let hosts = self.hosts_now();
         let views: Vec<ReplicaView> = replicas
             .iter()
             .map(|r| {
@@ -60,6 +62,7 @@ impl Controller {
                             .or(status.reason.clone())
                             .or_else(|| (!status.phase.is_empty()).then(|| status.phase.clone())),
                         blocked_by: status.blocked_by.clone(),
+                        host_lost: hosts.readiness.get(&r.node) != Some(&Readiness::Ready),
                     },
                 }
             })
@@ -144,7 +147,7 @@ impl Controller {
 
     /// Names no new replica may take: every replica of the state, and every pod seen on a host
     /// (a retired replica may still be stopping under its name).
-    fn taken_names(
+    pub(super) fn taken_names(
         &self,
         namespace: &str,
         replicas: &[crate::raft::state::Replica],

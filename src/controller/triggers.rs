@@ -61,6 +61,9 @@ impl Controller {
                         self.runner.enqueue(Key::Rc(rc.clone()), Duration::ZERO);
                     }
                     self.runner.enqueue(Key::Converge, CONVERGE_DEBOUNCE);
+                    // A host that went away is lost once its grace period is over; the key
+                    // looks again by itself until then.
+                    self.runner.enqueue(Key::Hosts, Duration::ZERO);
                 }
             }
         }

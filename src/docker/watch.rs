@@ -70,11 +70,41 @@ pub struct HostView {
     pub info: Option<NodeInfo>,
     /// The last time the engine answered a full look.
     pub last_seen: Option<Millis>,
+    /// The last time the engine answered anything (a full look, an inspect after an event).
+    pub last_contact: Option<Millis>,
+    /// Since when the engine has not answered: set when the host is not `Seen` (from the
+    /// cache's creation for a host never seen), cleared by a full look. A host is `NotReady`
+    /// once this is older than the grace period, so a blip never moves anything.
+    pub out_of_contact_since: Option<Millis>,
+}
+
+/// A host's readiness as placement and status see it (Kubernetes' node conditions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Readiness {
+    /// Answered its last full look.
+    Ready,
+    /// Does not answer, for less than the grace period: nothing moves yet.
+    Unknown,
+    /// Has not answered for the grace period or longer: its RC replicas are placed elsewhere.
+    NotReady,
 }
 
 impl HostView {
     pub fn is_seen(&self) -> bool {
         self.state == HostState::Seen
+    }
+
+    /// Ready, or for how long not, against `grace` at `now`.
+    pub fn readiness(&self, now: Millis, grace: Duration) -> Readiness {
+        if self.is_seen() {
+            return Readiness::Ready;
+        }
+        match self.out_of_contact_since {
+            Some(t) if now.saturating_sub(t) >= grace.as_millis() as Millis => {
+                Readiness::NotReady
+            }
+            _ => Readiness::Unknown,
+        }
     }
 
     /// The containers of one pod on this host.
@@ -103,6 +133,8 @@ impl HostCache {
                 containers: BTreeMap::new(),
                 info: None,
                 last_seen: None,
+                last_contact: None,
+                out_of_contact_since: Some(now_millis()),
             })),
         }
     }
@@ -188,6 +220,8 @@ impl HostCache {
             v.info = Some(info);
             v.state = HostState::Seen;
             v.last_seen = Some(now_millis());
+            v.last_contact = v.last_seen;
+            v.out_of_contact_since = None;
             (pods, came_back)
         });
         if came_back {
@@ -206,6 +240,11 @@ impl HostCache {
             v.state = HostState::Unknown {
                 reason: reason.clone(),
             };
+            // Counted from the first failure noticed, not from the last answer: a quiet event
+            // stream is contact too, and the last full look may be a resync period old.
+            if v.out_of_contact_since.is_none() {
+                v.out_of_contact_since = Some(now_millis());
+            }
             was
         });
         if was_seen {
@@ -266,6 +305,7 @@ impl HostCache {
                         Some(Ok(ev)) if RELEVANT.contains(&ev.action.as_str()) => {
                             match self.host.inspect_managed(&ev.id).await {
                                 Ok(found) => {
+                                    self.write(|v| v.last_contact = Some(now_millis()));
                                     if let Some(pod) = self.put(&ev.id, found) {
                                         let _ = touched.send(Touched::Pod(pod));
                                     }
