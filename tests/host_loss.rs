@@ -103,7 +103,10 @@ async fn f_a_killed_engine_has_its_replicas_moved_and_a_restart_leaves_the_desir
     berth.wait_converged(&first).await?;
     let lost_name = engines[0].name.clone();
     let before = running_web(&engines.iter().collect::<Vec<_>>()).await;
-    eprintln!("converged in {:.1?}: web per engine {before:?}", started.elapsed());
+    eprintln!(
+        "converged in {:.1?}: web per engine {before:?}",
+        started.elapsed()
+    );
     ensure!(before.values().sum::<usize>() == REPLICAS);
     ensure!(before[&lost_name] > 0, "the engine to kill runs replicas");
 
@@ -150,10 +153,15 @@ async fn f_a_killed_engine_has_its_replicas_moved_and_a_restart_leaves_the_desir
         .flatten()
         .filter(|p| p["owner"].is_null() && p["node"] == lost_name.as_str())
         .collect();
-    ensure!(!stranded.is_empty(), "a bare pod was on {lost_name}: {pods}");
+    ensure!(
+        !stranded.is_empty(),
+        "a bare pod was on {lost_name}: {pods}"
+    );
     for p in &stranded {
         ensure!(
-            p["reason"].as_str().is_some_and(|r| r.starts_with("NodeLost")),
+            p["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("NodeLost")),
             "a bare pod on a lost host is not moved and says NodeLost: {p}"
         );
     }

@@ -2,8 +2,8 @@
 
 pub mod client;
 pub mod cluster;
-pub mod rollout;
 pub mod fd_limit;
+pub mod rollout;
 pub mod serve;
 pub mod validate;
 

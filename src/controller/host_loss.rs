@@ -170,16 +170,24 @@ impl Controller {
                     Some(((rc.clone(), r.revision.clone()), t.spec.clone()))
                 })
                 .collect();
-            Some((sha, stranded, total, specs, Load::of(s)))
+            let drained = super::drain::draining_hosts(s);
+            Some((sha, stranded, total, specs, drained, Load::of(s)))
         });
-        let Some((sha, stranded, total, specs, mut load)) = read else {
+        let Some((sha, stranded, total, specs, drained, mut load)) = read else {
             return Next::Idle;
         };
+        // A draining host takes no replacement.
+        let targets: Vec<Host> = hosts
+            .ready
+            .iter()
+            .filter(|h| !drained.contains(&h.name))
+            .cloned()
+            .collect();
         let again = hosts.next_deadline;
         if total == 0 {
             return again.map_or(Next::Idle, Next::after);
         }
-        if hosts.ready.is_empty() || hosts.unseen {
+        if targets.is_empty() || hosts.unseen {
             return Next::after(again.map_or(RETRY, |d| d.min(RETRY)));
         }
         let mut moved = 0;
@@ -208,7 +216,7 @@ impl Controller {
                     &revision,
                     group.len(),
                     &mut load,
-                    &hosts.ready,
+                    &targets,
                     &taken,
                     &format!("{sha}/moved-at-{now}"),
                     now,
@@ -269,7 +277,8 @@ impl Controller {
                 );
                 noted.insert(name.clone());
                 for key in self.desired().on_node(name) {
-                    self.runner.enqueue(super::Key::Pod(key.clone()), Duration::ZERO);
+                    self.runner
+                        .enqueue(super::Key::Pod(key.clone()), Duration::ZERO);
                 }
             } else {
                 noted.remove(name);
@@ -296,7 +305,11 @@ mod tests {
         let replicas: BTreeMap<ObjectKey, Vec<Replica>> = [
             (
                 "default/a".to_string(),
-                vec![replica("a-1", "x"), replica("a-2", "y"), replica("a-3", "x")],
+                vec![
+                    replica("a-1", "x"),
+                    replica("a-2", "y"),
+                    replica("a-3", "x"),
+                ],
             ),
             ("default/b".to_string(), vec![replica("b-1", "x")]),
         ]

@@ -18,6 +18,7 @@
 pub mod config;
 mod converge;
 mod desired_index;
+mod drain;
 mod forward;
 mod host_loss;
 pub mod live;

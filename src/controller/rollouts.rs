@@ -29,12 +29,19 @@ impl Controller {
             let rollout = s.rollouts.get(key)?.clone();
             let replicas = s.replicas.get(key).cloned().unwrap_or_default();
             let sha = s.desired_commit.clone()?;
-            Some((rc, rollout, replicas, sha, Load::of(s)))
+            let drained = super::drain::draining_hosts(s);
+            Some((rc, rollout, replicas, sha, drained, Load::of(s)))
         }) else {
             return Next::Idle;
         };
-        let (rc, rollout, replicas, sha, mut load) = read;
-        if !rollout.is_progressing() {
+        let (rc, rollout, replicas, sha, drained, mut load) = read;
+        // A complete RC with replicas on a draining host moves them (see `drain.rs`); a
+        // rollout in progress goes first.
+        let drain_only = !rollout.is_progressing();
+        if drain_only
+            && (rollout.state != RolloutState::Complete
+                || !replicas.iter().any(|r| drained.contains(&r.node)))
+        {
             return Next::Idle;
         }
         let strategy = Strategy::of(&rc);
@@ -68,14 +75,29 @@ impl Controller {
             })
             .collect();
         let draining = self.draining(&rc.metadata.namespace, &rc.metadata.name, &replicas);
-        let decision = rollout::step(
-            &strategy,
-            rc.replicas,
-            &rollout.revision,
-            &views,
-            draining,
-            now,
-        );
+        let decision = if drain_only {
+            match super::drain::step(
+                &strategy,
+                rc.replicas,
+                &rollout.revision,
+                &views,
+                &drained,
+                draining,
+                now,
+            ) {
+                Some(d) => d,
+                None => return Next::Idle,
+            }
+        } else {
+            rollout::step(
+                &strategy,
+                rc.replicas,
+                &rollout.revision,
+                &views,
+                draining,
+                now,
+            )
+        };
         if decision.add > 0 || !decision.retire.is_empty() {
             let taken: BTreeSet<String> = self.taken_names(&rc.metadata.namespace, &replicas);
             let add = new_replicas(
@@ -84,7 +106,11 @@ impl Controller {
                 &rollout.revision,
                 decision.add,
                 &mut load,
-                &self.scheduler_hosts(),
+                &self
+                    .scheduler_hosts()
+                    .into_iter()
+                    .filter(|h| !drained.contains(&h.name))
+                    .collect::<Vec<_>>(),
                 &taken,
                 &sha,
                 now,

@@ -100,9 +100,7 @@ impl HostView {
             return Readiness::Ready;
         }
         match self.out_of_contact_since {
-            Some(t) if now.saturating_sub(t) >= grace.as_millis() as Millis => {
-                Readiness::NotReady
-            }
+            Some(t) if now.saturating_sub(t) >= grace.as_millis() as Millis => Readiness::NotReady,
             _ => Readiness::Unknown,
         }
     }
