@@ -232,12 +232,6 @@ impl Controller {
                 .zip(&add)
                 .map(|(old, new)| format!("{old} -> {} on {}", new.name, new.node))
                 .collect();
-            tracing::warn!(
-                rc = %rc,
-                "host lost: {} replica(s) placed elsewhere: {}",
-                add.len(),
-                lines.join(", ")
-            );
             let n = add.len();
             let cmd = Command::Replicas {
                 sha: sha.clone(),
@@ -248,6 +242,11 @@ impl Controller {
             };
             if self.propose_quietly(cmd).await {
                 moved += n;
+                tracing::warn!(
+                    rc = %rc,
+                    "host lost: {n} replica(s) placed elsewhere: {}",
+                    lines.join(", ")
+                );
             }
         }
         self.moves.lock().expect("moves lock").spend(moved);

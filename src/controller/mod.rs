@@ -47,7 +47,7 @@ pub use sync::error_chain;
 use desired_index::DesiredIndex;
 use pod_book::PodBook;
 
-use crate::docker::{DockerError, DockerHost, HostCache};
+use crate::docker::{DockerError, DockerHost, HostCache, PodIndex};
 use crate::engine::{Next, Runner, Worker};
 use crate::probe::Probes;
 use crate::raft::{RaftNode, RaftNodeError};
@@ -136,6 +136,10 @@ pub struct Controller {
     settings_agree: std::sync::atomic::AtomicBool,
     /// Replica moves off lost hosts, rate limited.
     moves: Mutex<host_loss::MoveBudget>,
+    /// Which hosts hold containers of each pod (kept by the hosts' watchers).
+    pod_index: Arc<PodIndex>,
+    /// Position of each host in `hosts`, by name.
+    by_name: std::collections::HashMap<String, usize>,
     /// Hosts already reported `NotReady`.
     lost_hosts: Mutex<std::collections::BTreeSet<String>>,
 }
@@ -186,14 +190,26 @@ impl Controller {
             }
             Err(e) => return Err(e.into()),
         }
+        let pod_index: Arc<PodIndex> = Arc::default();
         let hosts = config
             .nodes
             .iter()
             .map(|n| {
-                DockerHost::connect(&n.name, &n.endpoint, config.docker_tls_dir.as_deref())
-                    .map(|h| HostCache::new(h.for_cluster(&config.cluster.cluster_name)))
+                DockerHost::connect(&n.name, &n.endpoint, config.docker_tls_dir.as_deref()).map(
+                    |h| {
+                        HostCache::indexed(
+                            h.for_cluster(&config.cluster.cluster_name),
+                            pod_index.clone(),
+                        )
+                    },
+                )
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let by_name = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.host().name().to_string(), i))
+            .collect();
         let raft = RaftNode::open_cluster(config.cluster.clone(), &data.join("raft")).await?;
         if !config.cluster.has_peers() {
             // Alone, this member elects itself at once; with peers, the others may not be up
@@ -230,6 +246,8 @@ impl Controller {
             local_settings,
             settings_agree: std::sync::atomic::AtomicBool::new(false),
             moves: Mutex::default(),
+            pod_index,
+            by_name,
             lost_hosts: Mutex::default(),
         }))
     }
@@ -344,16 +362,20 @@ impl Controller {
         keys
     }
 
-    /// Asks the engine to look at everything.
-    fn enqueue_all(&self) {
-        for key in self.all_pod_keys() {
+    /// Asks the engine to look at everything; returns how many keys that is.
+    fn enqueue_all(&self) -> usize {
+        let pods = self.all_pod_keys();
+        let rcs = self.desired().rcs.clone();
+        let keys = pods.len() + rcs.len() + 2;
+        for key in pods {
             self.runner.enqueue(Key::Pod(key), Duration::ZERO);
         }
-        for rc in self.desired().rcs.iter() {
-            self.runner.enqueue(Key::Rc(rc.clone()), Duration::ZERO);
+        for rc in rcs {
+            self.runner.enqueue(Key::Rc(rc), Duration::ZERO);
         }
         self.runner.enqueue(Key::Converge, CONVERGE_DEBOUNCE);
         self.runner.enqueue(Key::Hosts, Duration::ZERO);
+        keys
     }
 
     /// The status of every pod instance known, by key.
