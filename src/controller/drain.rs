@@ -45,7 +45,7 @@ pub fn step(
         kind: Kind::RollingUpdate,
         max_surge: Amount::Count(1),
         max_unavailable: Amount::Count(0),
-        ..strategy.clone()
+        ..*strategy
     };
     let mut d = rollout::step(&one_at_a_time, desired, target, &views, stopping, now);
     d.state = None;
