@@ -45,18 +45,22 @@ pub struct Status {
     /// Whether this member's flags match the cluster's settings, and which differ. A member
     /// that disagrees neither leads nor acts.
     pub settings: crate::controller::settings::SettingsView,
+    /// RC replicas placed in the committed state (all RCs, every revision).
+    pub replicas: usize,
+    /// The last full pass of the engine over every key: keys, milliseconds, when.
+    pub last_pass: Option<crate::controller::live::PassTiming>,
 }
 
 pub fn status(c: &Controller) -> Status {
     // One read of the committed state: the commit and its convergence come from the same
     // applied entries, never from two moments.
-    let (commit, converged) = c.raft.state().read(|s| {
+    let (commit, converged, replicas) = c.raft.state().read(|s| {
         let commit = s.desired_commit.clone();
         let converged = commit
             .as_deref()
             .and_then(|sha| s.commit(sha))
             .is_some_and(|r| r.converged_at.is_some());
-        (commit, converged)
+        (commit, converged, s.replicas.values().map(Vec::len).sum())
     });
     let live = c.live.read().expect("live lock");
     let raft = c.raft.freshness();
@@ -76,6 +80,8 @@ pub fn status(c: &Controller) -> Status {
         branch: c.config.branch.clone(),
         raft,
         settings: c.settings_view(),
+        replicas,
+        last_pass: live.last_pass,
     }
 }
 
@@ -499,6 +505,11 @@ pub struct NodeView {
     /// Labels, schedulability, allocatable and allocated resources, pod count.
     #[serde(flatten)]
     pub placement: Option<super::placement::HostPlacement>,
+    /// `Ready`, `Unknown` (not answering, within `--node-grace`) or `NotReady` (its RC
+    /// replicas are placed elsewhere).
+    pub condition: crate::docker::Readiness,
+    /// The last time the engine answered anything (a full look, an inspect after an event).
+    pub last_contact: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -509,6 +520,7 @@ pub struct Capacity {
 
 pub fn nodes(c: &Controller) -> Vec<NodeView> {
     let mut placement = super::placement::hosts(c).into_iter();
+    let now = crate::clock::now_millis();
     c.hosts
         .iter()
         .map(|cache| {
@@ -530,6 +542,8 @@ pub fn nodes(c: &Controller) -> Vec<NodeView> {
                 },
                 last_seen: v.last_seen.map(rfc3339),
                 placement,
+                condition: v.readiness(now, c.config.node_grace),
+                last_contact: v.last_contact.map(rfc3339),
             })
         })
         .collect()

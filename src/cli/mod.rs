@@ -3,6 +3,7 @@
 pub mod client;
 pub mod cluster;
 mod describe_pod;
+pub mod fd_limit;
 pub mod rollout;
 pub mod serve;
 pub mod validate;

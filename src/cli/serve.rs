@@ -19,6 +19,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    super::fd_limit::raise_and_say(config.nodes.len());
     let listen = config.listen;
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,

@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// How often to compare every host with the desired state even without events [default: 30s].
     #[arg(long, env = "BERTH_RESYNC")]
     pub resync: Option<String>,
+    /// How long a Docker host may fail to answer before it is `NotReady` and its RC replicas
+    /// are placed elsewhere (bare Pods on it report `NodeLost`) [default: 10s].
+    #[arg(long, env = "BERTH_NODE_GRACE", value_name = "DURATION")]
+    pub node_grace: Option<String>,
     /// What a rollout that halts leads to: `halt` keeps the old replicas serving and records
     /// the commit `failed`; `rollback` also re-applies the last commit that converged
     /// [default: halt].
@@ -258,6 +262,7 @@ struct FileConfig {
     listen: Option<String>,
     poll: Option<String>,
     resync: Option<String>,
+    node_grace: Option<String>,
     max_file_size: Option<String>,
     max_tree_files: Option<usize>,
     max_tree_size: Option<String>,
@@ -316,6 +321,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub poll: Duration,
     pub resync: Duration,
+    /// How long a host may not answer before it is `NotReady` (a cluster-wide setting).
+    pub node_grace: Duration,
     /// Budgets on manifest trees (the same as `berth validate` with the same settings).
     pub limits: Limits,
     /// Where `hostPath` volumes may point (the same as `berth validate`).
@@ -409,6 +416,13 @@ impl ServeArgs {
             .map_err(|m| invalid("--poll", m))?;
         let resync = parse_duration(&self.resync.or(file.resync).unwrap_or_else(|| "30s".into()))
             .map_err(|m| invalid("--resync", m))?;
+        let node_grace = parse_duration(
+            &self
+                .node_grace
+                .or(file.node_grace)
+                .unwrap_or_else(|| "10s".into()),
+        )
+        .map_err(|m| invalid("--node-grace", m))?;
         let on_failure = match self
             .on_failure
             .or(file.on_failure)
@@ -495,6 +509,7 @@ impl ServeArgs {
             listen,
             poll,
             resync,
+            node_grace,
             limits,
             host_paths,
             on_failure,

@@ -19,6 +19,16 @@ pub struct Live {
     /// The commit whose desired state the last convergence check found in place (reported as
     /// `in_sync`; `converged` is committed state).
     pub in_sync_on: Option<String>,
+    /// The last full pass (every key looked at, see `triggers::resync_loop`).
+    pub last_pass: Option<PassTiming>,
+}
+
+/// How long the engine took to look at every key once.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct PassTiming {
+    pub keys: usize,
+    pub millis: u64,
+    pub at: Millis,
 }
 
 pub use crate::clock::now_millis;

@@ -18,7 +18,9 @@
 pub mod config;
 mod converge;
 mod desired_index;
+mod drain;
 mod forward;
+mod host_loss;
 pub mod live;
 pub mod node_config;
 mod placement;
@@ -50,7 +52,7 @@ pub use sync::error_chain;
 use desired_index::DesiredIndex;
 use pod_book::PodBook;
 
-use crate::docker::{DockerError, DockerHost, HostCache};
+use crate::docker::{DockerError, DockerHost, HostCache, PodIndex};
 use crate::engine::{Next, Runner, Worker};
 use crate::probe::Probes;
 use crate::raft::{RaftNode, RaftNodeError};
@@ -108,6 +110,8 @@ pub enum Key {
     Converge,
     /// Pending pods: placed where room has appeared.
     Pending,
+    /// Hosts lost (`NotReady`, or removed from the configuration): move their RC replicas.
+    Hosts,
 }
 
 /// Shared by the loops, the engine and the status API.
@@ -141,6 +145,14 @@ pub struct Controller {
     placer: tokio::sync::Mutex<placement::Placer>,
     /// The Service proxy, the cluster IPs' interface, drains.
     pub services: services::ServiceRuntime,
+    /// Replica moves off lost hosts, rate limited.
+    moves: Mutex<host_loss::MoveBudget>,
+    /// Which hosts hold containers of each pod (kept by the hosts' watchers).
+    pod_index: Arc<PodIndex>,
+    /// Position of each host in `hosts`, by name.
+    by_name: std::collections::HashMap<String, usize>,
+    /// Hosts already reported `NotReady`.
+    lost_hosts: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Controller {
@@ -189,20 +201,27 @@ impl Controller {
             }
             Err(e) => return Err(e.into()),
         }
+        let pod_index: Arc<PodIndex> = Arc::default();
         let hosts = config
             .nodes
             .iter()
             .map(|n| {
                 DockerHost::connect(&n.name, &n.endpoint, config.docker_tls_dir.as_deref()).map(
                     |h| {
-                        HostCache::new(
+                        HostCache::indexed(
                             h.for_cluster(&config.cluster.cluster_name)
                                 .advertised_at(n.advertise.clone()),
+                            pod_index.clone(),
                         )
                     },
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let by_name = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.host().name().to_string(), i))
+            .collect();
         let raft = RaftNode::open_cluster(config.cluster.clone(), &data.join("raft")).await?;
         if !config.cluster.has_peers() {
             // Alone, this member elects itself at once; with peers, the others may not be up
@@ -241,6 +260,10 @@ impl Controller {
             settings_agree: std::sync::atomic::AtomicBool::new(false),
             placer: tokio::sync::Mutex::new(placement::Placer::default()),
             services,
+            moves: Mutex::default(),
+            pod_index,
+            by_name,
+            lost_hosts: Mutex::default(),
         }))
     }
 
@@ -356,16 +379,21 @@ impl Controller {
         keys
     }
 
-    /// Asks the engine to look at everything.
-    fn enqueue_all(&self) {
-        for key in self.all_pod_keys() {
+    /// Asks the engine to look at everything; returns how many keys that is.
+    fn enqueue_all(&self) -> usize {
+        let pods = self.all_pod_keys();
+        let rcs = self.desired().rcs.clone();
+        let keys = pods.len() + rcs.len() + 2;
+        for key in pods {
             self.runner.enqueue(Key::Pod(key), Duration::ZERO);
         }
-        for rc in self.desired().rcs.iter() {
-            self.runner.enqueue(Key::Rc(rc.clone()), Duration::ZERO);
+        for rc in rcs {
+            self.runner.enqueue(Key::Rc(rc), Duration::ZERO);
         }
         self.runner.enqueue(Key::Converge, CONVERGE_DEBOUNCE);
         self.runner.enqueue(Key::Pending, CONVERGE_DEBOUNCE);
+        self.runner.enqueue(Key::Hosts, Duration::ZERO);
+        keys + 1
     }
 
     /// The status of every pod instance known, by key.
@@ -533,6 +561,7 @@ impl Worker for Controller {
             Key::Rc(k) => self.work_rc(&k).await,
             Key::Converge => self.work_converge().await,
             Key::Pending => self.work_pending().await,
+            Key::Hosts => self.work_hosts().await,
         }
     }
 }

@@ -14,6 +14,8 @@ const CRASH_WINDOW_MS: Millis = 10_000;
 pub struct Inputs<'a> {
     pub desired: Option<&'a DesiredPod>,
     pub host_known: bool,
+    /// Its host has not answered for the grace period (`NotReady`) or is no longer configured.
+    pub host_lost: bool,
     /// Its current containers (desired host, desired spec), holder included.
     pub current: &'a [&'a ObservedContainer],
     /// Whether containers of another spec or host remain (a replacement under way).
@@ -50,7 +52,13 @@ pub fn derive(i: &Inputs) -> PodStatus {
     };
     if !i.host_known {
         s.phase = "Unknown".into();
-        s.reason = Some(format!("host {} is not answering", pod.node));
+        s.reason = Some(if i.host_lost {
+            // Kubernetes' reason for a pod whose node stopped answering: a bare Pod stays
+            // there (nothing re-creates it elsewhere); an RC replica is about to move.
+            format!("NodeLost: host {} is not ready", pod.node)
+        } else {
+            format!("host {} is not answering", pod.node)
+        });
         return s;
     }
     let apps: Vec<&ObservedContainer> = pod

@@ -46,6 +46,7 @@ fn status(
     derive(&Inputs {
         desired,
         host_known: true,
+        host_lost: false,
         current,
         stale: false,
         entry,
@@ -162,6 +163,7 @@ fn readiness_keeps_its_start_while_it_lasts() {
     let s = derive(&Inputs {
         desired: Some(&p),
         host_known: true,
+        host_lost: false,
         current: &[&c],
         stale: false,
         entry: &PodEntry::default(),

@@ -30,7 +30,15 @@ impl Controller {
         };
         let mut seen_owned: Vec<(String, ObservedContainer)> = Vec::new();
         let mut host_known = false;
-        for cache in &self.hosts {
+        // Only the hosts that hold its containers, and its own: not every host.
+        let mut names = self.pod_index.hosts_of(key);
+        if let Some(d) = &desired {
+            if !names.contains(&d.node) {
+                names.push(d.node.clone());
+            }
+        }
+        names.sort_by_key(|n| self.by_name.get(n).copied().unwrap_or(usize::MAX));
+        for cache in names.iter().filter_map(|n| self.cache(n)) {
             let host = cache.host().name();
             cache.read(|v| {
                 if !v.is_seen() {
@@ -112,9 +120,17 @@ impl Controller {
             .filter_map(|c| self.probes.outcome(key, &c.name, Kind::Liveness))
             .find(|o| !o.ok)
             .and_then(|o| o.last_failure);
+        let host_lost = !host_known
+            && desired.as_ref().is_some_and(|d| {
+                self.cache(&d.node).is_none_or(|c| {
+                    c.read(|v| v.readiness(now, self.config.node_grace))
+                        == crate::docker::Readiness::NotReady
+                })
+            });
         let status = pod_status::derive(&Inputs {
             desired: desired.as_ref(),
             host_known,
+            host_lost,
             current: &current,
             stale,
             entry: &entry,
@@ -202,7 +218,7 @@ impl Controller {
                     })
                 })
             };
-            if recreate_waits || old_running() && self.is_recreate(pod) {
+            if recreate_waits || self.is_recreate(pod) && old_running() {
                 return (
                     Some("waiting for the old replicas to stop (Recreate)".into()),
                     None,
@@ -252,7 +268,7 @@ impl Controller {
     }
 
     pub(super) fn cache(&self, node: &str) -> Option<&HostCache> {
-        self.hosts.iter().find(|c| c.host().name() == node)
+        self.by_name.get(node).map(|i| &self.hosts[*i])
     }
 
     /// Does one step, then says when to look again: at once after a success (the next step

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{error_chain, Controller};
 use crate::clock::now_millis;
+use crate::docker::Readiness;
 use crate::engine::Next;
 use crate::raft::state::{Command, RolloutState};
 use crate::rollout::{self, Health, ReplicaView, Strategy};
@@ -30,15 +31,23 @@ impl Controller {
             let rollout = s.rollouts.get(key)?.clone();
             let replicas = s.replicas.get(key).cloned().unwrap_or_default();
             let sha = s.desired_commit.clone()?;
-            Some((rc, rollout, replicas, sha, s.desired.nodes.clone()))
+            let drained = super::drain::draining_hosts(s);
+            Some((rc, rollout, replicas, sha, s.desired.nodes.clone(), drained))
         }) else {
             return Next::Idle;
         };
-        let (rc, rollout, replicas, sha, nodes) = read;
-        if !rollout.is_progressing() {
+        let (rc, rollout, replicas, sha, nodes, drained) = read;
+        // A complete RC with replicas on a draining host moves them (see `drain.rs`); a
+        // rollout in progress goes first.
+        let drain_only = !rollout.is_progressing();
+        if drain_only
+            && (rollout.state != RolloutState::Complete
+                || !replicas.iter().any(|r| drained.contains(&r.node)))
+        {
             return Next::Idle;
         }
         let strategy = Strategy::of(&rc);
+        let hosts = self.hosts_now();
         let views: Vec<ReplicaView> = replicas
             .iter()
             .map(|r| {
@@ -62,19 +71,35 @@ impl Controller {
                             .or(status.reason.clone())
                             .or_else(|| (!status.phase.is_empty()).then(|| status.phase.clone())),
                         blocked_by: status.blocked_by.clone(),
+                        host_lost: hosts.readiness.get(&r.node) != Some(&Readiness::Ready),
                     },
                 }
             })
             .collect();
         let draining = self.draining(&rc.metadata.namespace, &rc.metadata.name, &replicas);
-        let decision = rollout::step(
-            &strategy,
-            rc.replicas,
-            &rollout.revision,
-            &views,
-            draining,
-            now,
-        );
+        let decision = if drain_only {
+            match super::drain::step(
+                &strategy,
+                rc.replicas,
+                &rollout.revision,
+                &views,
+                &drained,
+                draining,
+                now,
+            ) {
+                Some(d) => d,
+                None => return Next::Idle,
+            }
+        } else {
+            rollout::step(
+                &strategy,
+                rc.replicas,
+                &rollout.revision,
+                &views,
+                draining,
+                now,
+            )
+        };
         if decision.add > 0 && !self.hosts_looked_at() {
             return Next::after(super::placement::FIRST_LOOK);
         }
@@ -164,7 +189,7 @@ impl Controller {
 
     /// Names no new replica may take: every replica of the state, and every pod seen on a host
     /// (a retired replica may still be stopping under its name).
-    fn taken_names(
+    pub(super) fn taken_names(
         &self,
         namespace: &str,
         replicas: &[crate::raft::state::Replica],

@@ -80,6 +80,7 @@ pub fn local_values(config: &Config) -> SettingValues {
         ("branch", config.branch.clone()),
         ("path", config.path.clone()),
         ("nodes", nodes.join(",")),
+        ("node-grace", format!("{}ms", config.node_grace.as_millis())),
         (
             "on-failure",
             match config.on_failure {

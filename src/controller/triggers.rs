@@ -62,6 +62,9 @@ impl Controller {
                     }
                     self.runner.enqueue(Key::Converge, CONVERGE_DEBOUNCE);
                     self.runner.enqueue(Key::Pending, CONVERGE_DEBOUNCE);
+                    // A host that went away is lost once its grace period is over; the key
+                    // looks again by itself until then.
+                    self.runner.enqueue(Key::Hosts, Duration::ZERO);
                 }
             }
         }
@@ -177,11 +180,32 @@ impl Controller {
                 _ = tick.tick() => {}
             }
             if self.acting() {
-                self.enqueue_all();
+                let keys = self.enqueue_all();
+                self.time_pass(keys).await;
                 let keep: HashSet<String> = self.all_pod_keys().into_iter().collect();
                 self.book.retain(|k| keep.contains(k));
             }
         }
+    }
+
+    /// Waits until every key enqueued by a full look is done (a resync period at most), and
+    /// records how long that took: the cost of a pass with nothing to do, in steady state.
+    async fn time_pass(&self, keys: usize) {
+        let started = tokio::time::Instant::now();
+        let give_up = started + self.config.resync;
+        while self.runner.busy_with(started) > 0 {
+            if tokio::time::Instant::now() > give_up {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let millis = started.elapsed().as_millis() as u64;
+        tracing::debug!(keys, millis, "full pass");
+        self.live.write().expect("live lock").last_pass = Some(super::live::PassTiming {
+            keys,
+            millis,
+            at: crate::clock::now_millis(),
+        });
     }
 
     /// Notes a step done for the desired commit, while it is still being applied: healing

@@ -9,7 +9,7 @@
 //! state. A host whose engine does not answer is `Unknown` (never "empty"); reconnecting backs
 //! off to [`MAX_RETRY`], so a dead engine costs a call now and then, not a pass per second.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -70,11 +70,39 @@ pub struct HostView {
     pub info: Option<NodeInfo>,
     /// The last time the engine answered a full look.
     pub last_seen: Option<Millis>,
+    /// The last time the engine answered anything (a full look, an inspect after an event).
+    pub last_contact: Option<Millis>,
+    /// Since when the engine has not answered: set when the host is not `Seen` (from the
+    /// cache's creation for a host never seen), cleared by a full look. A host is `NotReady`
+    /// once this is older than the grace period, so a blip never moves anything.
+    pub out_of_contact_since: Option<Millis>,
+}
+
+/// A host's readiness as placement and status see it (Kubernetes' node conditions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Readiness {
+    /// Answered its last full look.
+    Ready,
+    /// Does not answer, for less than the grace period: nothing moves yet.
+    Unknown,
+    /// Has not answered for the grace period or longer: its RC replicas are placed elsewhere.
+    NotReady,
 }
 
 impl HostView {
     pub fn is_seen(&self) -> bool {
         self.state == HostState::Seen
+    }
+
+    /// Ready, or for how long not, against `grace` at `now`.
+    pub fn readiness(&self, now: Millis, grace: Duration) -> Readiness {
+        if self.is_seen() {
+            return Readiness::Ready;
+        }
+        match self.out_of_contact_since {
+            Some(t) if now.saturating_sub(t) >= grace.as_millis() as Millis => Readiness::NotReady,
+            _ => Readiness::Unknown,
+        }
     }
 
     /// The containers of one pod on this host.
@@ -86,23 +114,66 @@ impl HostView {
     }
 }
 
+/// Which hosts hold containers of each pod (`namespace/name`), over all hosts: the work on one
+/// pod reads those hosts' views only, instead of every host's (5,000 hosts × 100,000 pods).
+/// Updated under the host's view lock, so it never lags the views it indexes.
+#[derive(Debug, Default)]
+pub struct PodIndex {
+    hosts: RwLock<HashMap<String, BTreeSet<String>>>,
+}
+
+impl PodIndex {
+    /// The hosts where containers of `pod` were last seen.
+    pub fn hosts_of(&self, pod: &str) -> Vec<String> {
+        self.hosts
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(pod)
+            .map(|h| h.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn set(&self, pod: &str, host: &str, present: bool) {
+        let mut map = self.hosts.write().unwrap_or_else(PoisonError::into_inner);
+        if present {
+            map.entry(pod.to_string())
+                .or_default()
+                .insert(host.to_string());
+        } else if let Some(hosts) = map.get_mut(pod) {
+            hosts.remove(host);
+            if hosts.is_empty() {
+                map.remove(pod);
+            }
+        }
+    }
+}
+
 /// The shared cache of one host: written by its watcher (and by the engine right after its own
 /// steps), read by everyone else.
 #[derive(Clone)]
 pub struct HostCache {
     host: DockerHost,
     view: Arc<RwLock<HostView>>,
+    index: Arc<PodIndex>,
 }
 
 impl HostCache {
     pub fn new(host: DockerHost) -> HostCache {
+        HostCache::indexed(host, Arc::default())
+    }
+
+    /// A cache that keeps `index` (shared by every host's cache) current.
+    pub fn indexed(host: DockerHost, index: Arc<PodIndex>) -> HostCache {
         HostCache {
             host,
+            index,
             view: Arc::new(RwLock::new(HostView {
                 state: HostState::Unseen,
                 containers: BTreeMap::new(),
                 info: None,
                 last_seen: None,
+                last_contact: None,
+                out_of_contact_since: Some(now_millis()),
             })),
         }
     }
@@ -156,6 +227,9 @@ impl HostCache {
                     v.containers.remove(id);
                 }
             }
+            if let Some(pod) = &pod {
+                self.reindex(v, pod);
+            }
             pod
         })
     }
@@ -185,9 +259,14 @@ impl HostCache {
             }
             let came_back = !v.is_seen();
             v.containers = fresh;
+            for pod in &pods {
+                self.reindex(v, pod);
+            }
             v.info = Some(info);
             v.state = HostState::Seen;
             v.last_seen = Some(now_millis());
+            v.last_contact = v.last_seen;
+            v.out_of_contact_since = None;
             (pods, came_back)
         });
         if came_back {
@@ -200,12 +279,26 @@ impl HostCache {
         Ok(())
     }
 
+    /// Records in the shared index whether this host holds containers of `pod` (`ns/name`).
+    fn reindex(&self, v: &HostView, pod: &str) {
+        let present = v
+            .containers
+            .values()
+            .any(|c| pod.split_once('/') == Some((c.namespace.as_str(), c.pod.as_str())));
+        self.index.set(pod, self.host.name(), present);
+    }
+
     fn lost(&self, reason: String, touched: &UnboundedSender<Touched>) {
         let was_seen = self.write(|v| {
             let was = v.is_seen();
             v.state = HostState::Unknown {
                 reason: reason.clone(),
             };
+            // Counted from the first failure noticed, not from the last answer: a quiet event
+            // stream is contact too, and the last full look may be a resync period old.
+            if v.out_of_contact_since.is_none() {
+                v.out_of_contact_since = Some(now_millis());
+            }
             was
         });
         if was_seen {
@@ -266,6 +359,7 @@ impl HostCache {
                         Some(Ok(ev)) if RELEVANT.contains(&ev.action.as_str()) => {
                             match self.host.inspect_managed(&ev.id).await {
                                 Ok(found) => {
+                                    self.write(|v| v.last_contact = Some(now_millis()));
                                     if let Some(pod) = self.put(&ev.id, found) {
                                         let _ = touched.send(Touched::Pod(pod));
                                     }

@@ -74,6 +74,14 @@ impl<K: Clone + Eq + Hash + Ord> Queue<K> {
     pub fn waiting(&self) -> usize {
         self.due.len()
     }
+
+    /// Keys waiting that were due at `at` or before (not those asked for later).
+    pub fn due_by(&self, at: Instant) -> usize {
+        self.order
+            .iter()
+            .take_while(|(due, _, _)| *due <= at)
+            .count()
+    }
 }
 
 #[cfg(test)]

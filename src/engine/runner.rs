@@ -65,6 +65,13 @@ impl<K: Clone + Eq + Hash + Ord + Send + Sync + std::fmt::Debug + 'static> Runne
         (q.waiting(), q.in_flight())
     }
 
+    /// Keys due by `at` still waiting or in flight: zero once everything asked for by then is
+    /// done (for timing a pass).
+    pub fn busy_with(&self, at: Instant) -> usize {
+        let q = self.lock();
+        q.due_by(at) + q.in_flight()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue<K>> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }

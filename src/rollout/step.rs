@@ -18,6 +18,9 @@ pub struct Health {
     pub problem: Option<String>,
     /// Another replica whose host port it needs on its host, when one holds it.
     pub blocked_by: Option<String>,
+    /// Its host does not answer (`Unknown` or `NotReady`): whatever it runs serves nobody
+    /// berth can vouch for, so a scale-down takes it first.
+    pub host_lost: bool,
 }
 
 /// One replica of the RC, with its revision and health.
@@ -176,8 +179,8 @@ fn rolling(
 }
 
 /// Replicas in the order a scale-down removes them, as Kubernetes does: pending ones (no host
-/// fits them: nothing runs) first, then not ready, then those on the host crowded with most
-/// replicas of the RC, then the newest.
+/// fits them: nothing runs) first, then those on a host that does not answer, then not ready,
+/// then those on the host crowded with most replicas of the RC, then the newest.
 pub fn scale_down_order(replicas: &[&ReplicaView]) -> Vec<String> {
     let mut per_host: BTreeMap<&str, usize> = BTreeMap::new();
     for r in replicas {
@@ -187,6 +190,7 @@ pub fn scale_down_order(replicas: &[&ReplicaView]) -> Vec<String> {
     order.sort_by_key(|r| {
         (
             !r.node.is_empty(),
+            !r.health.host_lost,
             r.health.ready,
             std::cmp::Reverse(per_host[r.node.as_str()]),
             std::cmp::Reverse(r.created_at),

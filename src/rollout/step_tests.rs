@@ -15,6 +15,7 @@ fn r(name: &str, revision: &str, ready: bool) -> ReplicaView {
             ready_since: ready.then_some(NOW - 5_000),
             problem: (!ready).then(|| "readiness probe failed: HTTP 500".into()),
             blocked_by: None,
+            host_lost: false,
         },
     }
 }
@@ -230,4 +231,24 @@ fn replicas_still_stopping_count_towards_the_surge() {
         1
     );
     let _ = o3;
+}
+
+#[test]
+fn a_scale_down_takes_replicas_on_lost_hosts_first_then_not_ready_then_crowded_then_newest() {
+    let mut lost = r("lost", "new", true);
+    lost.node = "x".into();
+    lost.health.host_lost = true;
+    let unready = r("unready", "new", false);
+    let mut crowded_old = r("crowded-old", "new", true);
+    crowded_old.created_at -= 1;
+    let crowded_new = r("crowded-new", "new", true);
+    let mut alone = r("alone", "new", true);
+    alone.node = "b".into();
+    alone.created_at += 5;
+    let all = [alone, crowded_old, crowded_new, unready, lost];
+    let refs: Vec<&ReplicaView> = all.iter().collect();
+    assert_eq!(
+        scale_down_order(&refs),
+        ["lost", "unready", "crowded-new", "crowded-old", "alone"]
+    );
 }
