@@ -103,6 +103,8 @@ async fn an_image_that_cannot_be_pulled_marks_its_pod_and_holds_up_nothing_else(
 async fn the_cli_reads_a_live_controller() -> Result<()> {
     let w = Setup::start("host-c", &[("web.yaml", rc("web", 1, TEST_IMAGE))]).await?;
     let (repo, berth) = (&w.repo, &w.berth);
+    // The plan checked below is the scale 1 -> 2 alone: the first commit converges first.
+    berth.wait_converged(&w.first).await?;
     repo.write("web.yaml", &rc("web", 2, TEST_IMAGE));
     let sha = repo.commit("web: 2\n\nwith a body")?;
     berth.wait_converged(&sha).await?;

@@ -175,14 +175,16 @@ impl Controller {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let committed = self.raft.state().read(|s| s.settings.values.clone());
+            let mut committed = self.raft.state().read(|s| s.settings.values.clone());
             let alone = self.raft.members().len() <= 1;
             let leading = self.raft.is_leader();
             if leading && committed != self.local_settings && (committed.is_empty() || alone) {
                 if let Err(e) = self.adopt_here().await {
                     tracing::warn!("proposing this member's settings: {e}");
+                    continue;
                 }
-                continue;
+                // Agreed at once, not at the next check: the first sync waits for it.
+                committed = self.raft.state().read(|s| s.settings.values.clone());
             }
             let differs = differing(&committed, &self.local_settings);
             let agree = !committed.is_empty() && differs.is_empty();
