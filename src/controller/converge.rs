@@ -41,7 +41,7 @@ impl Controller {
     pub(super) async fn work_converge(&self) -> Next {
         let now = now_millis();
         let index = self.desired();
-        let Some((sha, outcome, applied_at, rollouts_done, last_converged, bare)) =
+        let Some((sha, outcome, applied_at, rollouts_done, last_converged, bare, pending)) =
             self.raft.state().read(|s| {
                 let sha = s.desired_commit.clone()?;
                 let record = s.commit(&sha)?;
@@ -73,6 +73,8 @@ impl Controller {
                     rollouts_done,
                     s.last_converged.clone(),
                     bare,
+                    // Pods and replicas no host fits yet: not done, whatever the hosts run.
+                    crate::scheduler::pending(s).len(),
                 ))
             })
         else {
@@ -107,7 +109,7 @@ impl Controller {
             });
             pods_done &= seen_done && self.book.status(key).is_some_and(|s| s.done);
         }
-        let in_sync = all_seen && rollouts_done && pods_done && no_strays;
+        let in_sync = all_seen && rollouts_done && pods_done && no_strays && pending == 0;
         self.set_in_sync(in_sync.then(|| sha.clone()));
         if in_sync && outcome == Outcome::Applying {
             tracing::info!(commit = %sha, "converged");
