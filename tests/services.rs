@@ -601,6 +601,16 @@ fn stand_in(engine: &Engine, image: &str, role: &str, port: u16) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guestbook_converges_and_each_redis_service_reaches_its_own_replicas() -> Result<()> {
+    // The guestbook comes from the shared corpus: a fresh clone without it skips this test
+    // (with a note), CI requires it.
+    if !std::path::Path::new(GUESTBOOK).is_dir() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but the shared corpus is missing at {GUESTBOOK}"
+        );
+        eprintln!("note: skipped: no shared corpus at {GUESTBOOK}");
+        return Ok(());
+    }
     let started = Instant::now();
     let engines = start_engines(2).await?;
     for e in &engines {
