@@ -226,7 +226,10 @@ impl Berth {
     async fn spawn(&mut self) -> Result<()> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
             .args(&self.args)
-            .env("BERTH_LOG", "info,openraft=warn")
+            .env(
+                "BERTH_LOG",
+                std::env::var("TEST_BERTH_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
+            )
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
