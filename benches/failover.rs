@@ -18,9 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bollard::query_parameters::RemoveContainerOptionsBuilder;
-use bollard::Docker;
 
-use support::apps::containers;
+use support::apps::{containers, wait_running};
 use support::berth::{rc, Repo};
 use support::cluster::Cluster;
 use support::start_engine;
@@ -51,7 +50,7 @@ async fn run(trials: usize) -> Result<()> {
     let mut cluster = Cluster::start(3, repo, &nodes, &["--poll", "1s"]).await?;
     cluster.wait_leader().await?;
     cluster.wait_converged_everywhere(&first).await?;
-    wait_running(engine.docker(), REPLICAS).await?;
+    wait_running(engine.docker(), "web", REPLICAS).await?;
 
     let mut to_leader = Vec::new();
     let mut to_healed = Vec::new();
@@ -135,18 +134,6 @@ async fn settle(cluster: &Cluster) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn wait_running(docker: &Docker, n: usize) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let list = containers(docker, "web").await?;
-        if list.len() == n && list.iter().all(|c| c.running) {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("web never had {n} running replicas")
 }
 
 /// p50, p99 (nearest rank) and max.

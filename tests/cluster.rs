@@ -15,7 +15,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::TryStreamExt;
 
-use support::apps::containers;
+use support::apps::{containers, wait_running};
 use support::berth::{rc, rc_yaml, Berth, Repo};
 use support::cluster::Cluster;
 use support::{start_engine, TEST_IMAGE};
@@ -68,22 +68,6 @@ async fn remove_one(docker: &Docker, owner: &str) -> Result<String> {
         )
         .await?;
     Ok(victim.pod)
-}
-
-/// Waits until `owner` has `n` running containers.
-async fn wait_running(docker: &Docker, owner: &str, n: usize) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let list = containers(docker, owner).await?;
-        if list.iter().filter(|c| c.running).count() == n && list.len() == n {
-            return Ok(());
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "{owner}: wanted {n} running, have {list:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 async fn three(files: &[(&str, String)]) -> Result<(support::Engine, Cluster, String)> {

@@ -92,8 +92,6 @@ impl MoveBudget {
 /// How each configured host stands, for one look.
 pub struct HostsNow {
     pub readiness: BTreeMap<String, Readiness>,
-    /// Hosts that answered: where replacements may go.
-    pub ready: Vec<Host>,
     /// The soonest a host now `Unknown` becomes `NotReady`, if any is.
     pub next_deadline: Option<Duration>,
     /// Some configured host has not been looked at yet (start-up): placing now would crowd the
@@ -118,7 +116,6 @@ impl Controller {
         let grace = self.config.node_grace;
         let mut out = HostsNow {
             readiness: BTreeMap::new(),
-            ready: Vec::new(),
             next_deadline: None,
             unseen: false,
         };
@@ -136,9 +133,6 @@ impl Controller {
                 let left = (grace.as_millis() as Millis).saturating_sub(now - since.unwrap_or(now));
                 let left = Duration::from_millis(left + 50);
                 out.next_deadline = Some(out.next_deadline.map_or(left, |d| d.min(left)));
-            }
-            if readiness == Readiness::Ready {
-                out.ready.push(Host::new(name.clone(), true));
             }
             out.readiness.insert(name, readiness);
         }
@@ -182,12 +176,11 @@ impl Controller {
         };
         // Only hosts that answer now take replacements; a draining (unschedulable) one is
         // refused by the scheduler's own filter.
-        let ready: BTreeSet<&str> = hosts.ready.iter().map(|h| h.name.as_str()).collect();
         let targets: Vec<Host> = self
             .scheduler_hosts(&nodes)
             .into_iter()
             .map(|mut h| {
-                h.ready &= ready.contains(h.name.as_str());
+                h.ready &= hosts.readiness.get(&h.name) == Some(&Readiness::Ready);
                 h
             })
             .collect();
@@ -372,7 +365,6 @@ mod tests {
                 ("c".to_string(), Readiness::NotReady),
             ]
             .into(),
-            ready: vec![],
             next_deadline: None,
             unseen: false,
         };

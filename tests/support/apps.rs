@@ -151,3 +151,19 @@ pub async fn ready_count(docker: &Docker, http: &reqwest::Client, owner: &str) -
     }
     Ok(n)
 }
+
+/// Waits (up to 60 s) until `owner` has exactly `n` containers, all running.
+pub async fn wait_running(docker: &Docker, owner: &str, n: usize) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = containers(docker, owner).await?;
+        if list.iter().filter(|c| c.running).count() == n && list.len() == n {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "{owner}: wanted {n} running, have {list:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
