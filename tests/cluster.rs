@@ -168,7 +168,10 @@ async fn a_new_leader_finishes_the_rollout_of_a_killed_one() -> Result<()> {
     cluster.members[leader].kill9();
     let new_leader = cluster.wait_leader().await?;
     assert_ne!(new_leader, leader);
-    cluster.members[new_leader].wait_converged(&second).await?;
+    // About 2 s a replica (surge one, stop the old one: its grace is 1 s), so up to 40 s.
+    cluster.members[new_leader]
+        .wait_converged_within(&second, Duration::from_secs(150))
+        .await?;
 
     let list = containers(engine.docker(), "web").await?;
     let pods: BTreeSet<&str> = list.iter().map(|c| c.pod.as_str()).collect();

@@ -307,6 +307,7 @@ impl Controller {
         let host = cache.host();
         let line = step.describe();
         let hash = desired.map_or("", |d| d.spec_hash.as_str());
+        let started = std::time::Instant::now();
         let result: Result<Vec<String>, (String, DockerError)> = match &step {
             Step::Pull { pod } => self.pull(key, pod, cache).await.map(|()| Vec::new()),
             Step::Create { pod } => {
@@ -418,6 +419,7 @@ impl Controller {
                 if !matches!(step, Step::Pull { .. }) {
                     tracing::info!(
                         commit = desired.map_or("-", |d| d.commit.as_str()),
+                        took_ms = started.elapsed().as_millis() as u64,
                         "{line}"
                     );
                     self.note_progress(desired, line.clone());

@@ -51,6 +51,8 @@ impl<K: Clone + Eq + Hash + Ord + Send + Sync + std::fmt::Debug + 'static> Defau
 /// How long shutdown waits for keys in flight before it cancels them. Steps are short and
 /// idempotent: one cut off is simply done again after the restart.
 const DRAIN: Duration = Duration::from_secs(5);
+/// A key whose work takes this long is said in the debug log (the rest only at trace level).
+const SLOW_KEY: Duration = Duration::from_millis(250);
 
 impl<K: Clone + Eq + Hash + Ord + Send + Sync + std::fmt::Debug + 'static> Runner<K> {
     /// Asks for `key` to be looked at after `delay` (or earlier, if already asked).
@@ -92,7 +94,14 @@ impl<K: Clone + Eq + Hash + Ord + Send + Sync + std::fmt::Debug + 'static> Runne
                 };
                 let worker = worker.clone();
                 tasks.spawn(async move {
+                    let started = Instant::now();
                     let next = worker.work(key.clone()).await;
+                    let took = started.elapsed();
+                    if took >= SLOW_KEY {
+                        tracing::debug!(?key, ?took, ?next, "slow key");
+                    } else {
+                        tracing::trace!(?key, ?took, ?next, "key done");
+                    }
                     (key, next)
                 });
             }
