@@ -286,6 +286,11 @@ struct FileConfig {
     cluster_name: Option<String>,
     heartbeat: Option<String>,
     election_timeout: Option<String>,
+    service_cidr: Option<String>,
+    service_address: Option<String>,
+    cluster_ip_interface: Option<String>,
+    node_port_address: Option<std::net::IpAddr>,
+    drain_delay: Option<String>,
 }
 
 /// What a halted rollout leads to.
@@ -495,7 +500,15 @@ impl ServeArgs {
         };
         let path = self.path.or(file.path).unwrap_or_default();
         let path = path.trim_matches('/').to_string();
-        let services = self.services.resolve()?;
+        let flags = self.services;
+        let services = super::service_args::ServiceArgs {
+            service_cidr: flags.service_cidr.or(file.service_cidr),
+            service_address: flags.service_address.or(file.service_address),
+            cluster_ip_interface: flags.cluster_ip_interface.or(file.cluster_ip_interface),
+            node_port_address: flags.node_port_address.or(file.node_port_address),
+            drain_delay: flags.drain_delay.or(file.drain_delay),
+        }
+        .resolve()?;
         Ok(Config {
             repo,
             branch: self.branch.or(file.branch).unwrap_or_else(|| "main".into()),
@@ -745,6 +758,31 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:7878");
         assert_eq!(c.poll, Duration::from_secs(10));
         assert_eq!(c.limits, Limits::default());
+    }
+
+    #[test]
+    fn service_settings_come_from_flags_then_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(
+            &file,
+            "repo = \"/srv/git\"\nnode = [\"a=tcp://127.0.0.1:2375\"]\n\
+             service_cidr = \"10.96.0.0/12\"\nservice_address = \"none\"\n\
+             cluster_ip_interface = \"lo:svc\"\nnode_port_address = \"127.0.0.2\"\n\
+             drain_delay = \"5s\"\n",
+        )
+        .unwrap();
+        let mut args = ServeArgs {
+            config: Some(file),
+            ..Default::default()
+        };
+        args.services.drain_delay = Some("1s".into());
+        let s = args.resolve().unwrap().services;
+        assert_eq!(s.cidr.to_string(), "10.96.0.0/12");
+        assert_eq!(s.service_address, None);
+        assert_eq!(s.interface.as_deref(), Some("lo:svc"));
+        assert_eq!(s.node_port_address.to_string(), "127.0.0.2");
+        assert_eq!(s.drain_delay, Duration::from_secs(1), "the flag wins");
     }
 
     #[test]
