@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::{error_chain, Controller};
+use crate::clock::now_millis;
 use crate::manifest::Service;
-use crate::raft::state::{Command, ServiceTable};
+use crate::raft::state::{Command, Millis, ServiceTable};
 use crate::service::discovery::Discovery;
 use crate::service::endpoints::{endpoints, proxy_specs, Listen, PodView, Reach};
 use crate::service::interface::Interface;
@@ -45,9 +46,6 @@ pub struct ServiceRuntime {
     applied: Mutex<Option<(Vec<ServiceSpec>, BTreeSet<Ipv4Addr>)>>,
     /// The last interface error, while it lasts.
     interface_error: Mutex<Option<String>>,
-    /// Pods (`namespace/name`) that left the endpoints, and when (leader only; see
-    /// [`Controller::drain_wait`]).
-    left: Mutex<HashMap<String, Instant>>,
     /// Namespaces whose pods wait for new Services' cluster IPs, since when (see
     /// [`Controller::discovery_wait`]).
     discovery_waits: Mutex<HashMap<String, Instant>>,
@@ -69,7 +67,6 @@ impl ServiceRuntime {
             },
             applied: Mutex::new(None),
             interface_error: Mutex::new(None),
-            left: Mutex::new(HashMap::new()),
             discovery_waits: Mutex::new(HashMap::new()),
         }
     }
@@ -169,6 +166,7 @@ impl Controller {
             endpoints: endpoints(&services, &views),
             errors,
             node_ports,
+            left: Default::default(),
         }
     }
 
@@ -213,25 +211,11 @@ impl Controller {
     async fn propose_service_table(&self) {
         let table = self.service_table();
         let committed = self.raft.state().read(|s| s.services.clone());
-        if table == committed {
+        if table.same_endpoints(&committed) {
             return;
         }
-        let now = Instant::now();
-        let was: BTreeSet<(String, String)> = ready_pods(&committed);
-        let is: BTreeSet<(String, String)> = ready_pods(&table);
-        if self
-            .propose_quietly(Command::Services {
-                table: table.clone(),
-            })
-            .await
-        {
-            let mut left = lock(&self.services.left);
-            for (svc, pod) in was.difference(&is) {
-                let ns = svc.split_once('/').map_or("default", |(ns, _)| ns);
-                left.insert(format!("{ns}/{pod}"), now);
-            }
-            left.retain(|_, at| now.duration_since(*at) < Duration::from_secs(600));
-        }
+        let table = table.with_left_from(&committed, now_millis());
+        self.propose_quietly(Command::Services { table }).await;
     }
 
     async fn apply_service_table(&self) {
@@ -283,17 +267,13 @@ impl Controller {
     /// table that removed it was committed. `None`: stop it now.
     pub(super) fn drain_wait(&self, key: &str) -> Option<Duration> {
         let (namespace, pod) = key.split_once('/')?;
-        let served = self
-            .raft
-            .state()
-            .read(|s| s.services.serves(namespace, pod));
-        let left = lock(&self.services.left).get(key).copied();
-        drain_remaining(
-            served,
-            left,
-            self.config.services.drain_delay,
-            Instant::now(),
-        )
+        let (served, left) = self.raft.state().read(|s| {
+            (
+                s.services.serves(namespace, pod),
+                s.services.left.get(key).copied(),
+            )
+        });
+        drain_remaining(served, left, self.config.services.drain_delay, now_millis())
     }
 
     /// How long a pod of `namespace` should wait before its containers are created: while a
@@ -330,30 +310,19 @@ impl Controller {
 }
 
 /// How long a retired pod must still wait: while it is `served` (a ready endpoint in the
-/// committed table), and until `drain` after it `left` the endpoints. `None`: stop it now.
+/// committed table), and until `drain` after it `left` the endpoints (as committed, on the
+/// leader's clock of then). `None`: stop it now.
 fn drain_remaining(
     served: bool,
-    left: Option<Instant>,
+    left: Option<Millis>,
     drain: Duration,
-    now: Instant,
+    now: Millis,
 ) -> Option<Duration> {
     if served {
         return Some(ENDPOINT_DEBOUNCE);
     }
-    let until = left? + drain;
-    (until > now).then(|| until - now)
-}
-
-/// `(service, pod)` of every ready endpoint.
-fn ready_pods(t: &ServiceTable) -> BTreeSet<(String, String)> {
-    t.endpoints
-        .iter()
-        .flat_map(|(svc, list)| {
-            list.iter()
-                .filter(|e| e.ready)
-                .map(move |e| (svc.clone(), e.pod.clone()))
-        })
-        .collect()
+    let until = left?.saturating_add(drain.as_millis() as Millis);
+    (until > now).then(|| Duration::from_millis(until - now))
 }
 
 #[cfg(test)]
@@ -363,19 +332,18 @@ mod tests {
     #[test]
     fn a_retired_pod_waits_while_served_then_for_the_drain_delay() {
         let drain = Duration::from_secs(2);
-        let t0 = Instant::now();
+        let t0: Millis = 1_700_000_000_000;
         // Still listed: look again after the next endpoint commit.
         assert_eq!(
             drain_remaining(true, None, drain, t0),
             Some(ENDPOINT_DEBOUNCE)
         );
         // Left at t0: waits out the rest of the drain, then nothing.
-        let later = t0 + Duration::from_millis(500);
         assert_eq!(
-            drain_remaining(false, Some(t0), drain, later),
+            drain_remaining(false, Some(t0), drain, t0 + 500),
             Some(Duration::from_millis(1500))
         );
-        assert_eq!(drain_remaining(false, Some(t0), drain, t0 + drain), None);
+        assert_eq!(drain_remaining(false, Some(t0), drain, t0 + 2000), None);
         // Never an endpoint (no Service selects it): stops at once.
         assert_eq!(drain_remaining(false, None, drain, t0), None);
     }
