@@ -6,6 +6,7 @@
 //!   now-surplus containers are stopped and exactly the desired count runs.
 //! - g) berth restarted without one host: that host's replicas are placed on the others, and
 //!   nothing on the host it no longer sees is touched.
+//! - h) a host drained by its Node manifest hands its replicas over one at a time.
 
 mod support;
 
@@ -239,5 +240,70 @@ async fn g_a_host_removed_from_the_configuration_has_its_replicas_placed_on_the_
         "a host berth no longer sees is not touched: {left:?}"
     );
     eprintln!("test g took {:.1?}", started.elapsed());
+    Ok(())
+}
+
+/// (h) A Node manifest with `berth.io/drain: "true"` moves the host's replicas to the other
+/// host one at a time: never fewer than the desired count running, at most one more (surge
+/// one), and the commit converges with every replica elsewhere.
+#[tokio::test]
+async fn h_a_drained_host_hands_its_replicas_over_one_at_a_time() -> Result<()> {
+    let engines = start_engines(2).await?;
+    let repo = Repo::new()?;
+    repo.write("web.yaml", &rc("web", 4));
+    let first = repo.commit("web")?;
+    let data = tempfile::tempdir()?;
+    let berth = Berth::start(repo.path(), data.path(), &nodes(&engines)).await?;
+    berth.wait_converged(&first).await?;
+    let all: Vec<&Engine> = engines.iter().collect();
+    let drained = engines[0].name.clone();
+    let before = running_web(&all).await;
+    ensure!(
+        before[&drained] > 0,
+        "the host to drain runs replicas: {before:?}"
+    );
+
+    repo.write(
+        "node.yaml",
+        &format!(
+            "apiVersion: v1
+kind: Node
+metadata:
+  name: {drained}
+  annotations: {{berth.io/drain: \"true\"}}
+"
+        ),
+    );
+    let second = repo.commit("drain the first host")?;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (mut fewest, mut most) = (usize::MAX, 0);
+    loop {
+        let running = running_web(&all).await;
+        let total: usize = running.values().sum();
+        fewest = fewest.min(total);
+        most = most.max(total);
+        let status = berth.status().await.unwrap_or(Value::Null);
+        if running[&drained] == 0 && status["commit"] == second && status["converged"] == true {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "drain not done: running {running:?}, status {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("drained: running web between {fewest} and {most} throughout");
+    assert!(
+        fewest >= 4,
+        "fewer than 4 running during the drain: {fewest}"
+    );
+    assert!(most <= 5, "more than one surge replica: {most}");
+    let after = running_web(&all).await;
+    assert_eq!(after[&engines[1].name], 4, "{after:?}");
+    let pods = web_pods(&berth).await?;
+    assert!(
+        pods.iter().all(|(_, node, _)| *node != drained),
+        "a pod still placed on the drained host: {pods:?}"
+    );
     Ok(())
 }
