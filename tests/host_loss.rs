@@ -7,6 +7,7 @@
 //! - g) berth restarted without one host: that host's replicas are placed on the others, and
 //!   nothing on the host it no longer sees is touched.
 //! - h) a host drained by its Node manifest hands its replicas over one at a time.
+//! - i) a host that flaps (down for less than the grace period, again and again) moves nothing.
 
 mod support;
 
@@ -306,4 +307,74 @@ metadata:
         "a pod still placed on the drained host: {pods:?}"
     );
     Ok(())
+}
+
+/// (i) A flapping host (its dockerd killed and started again, each time down for less than
+/// the grace period, three times) causes no storm: no replica is moved or renamed, no
+/// container is created or removed on either host, and the commit stays converged.
+#[tokio::test]
+async fn i_a_flapping_host_moves_nothing() -> Result<()> {
+    let mut engines = start_engines(2).await?;
+    let repo = Repo::new()?;
+    repo.write("web.yaml", &rc("web", 4));
+    let first = repo.commit("web")?;
+    let data = tempfile::tempdir()?;
+    // Well above how long a restart of dockerd takes on a loaded machine (up to 8 s seen).
+    let grace = Duration::from_secs(15);
+    let berth = Berth::start_with(
+        repo.path(),
+        data.path(),
+        &nodes(&engines),
+        &["--node-grace", &format!("{}s", grace.as_secs())],
+    )
+    .await?;
+    berth.wait_converged(&first).await?;
+    let mut before = Vec::new();
+    for e in &engines {
+        before.push(web_ids(e).await?);
+    }
+    let mut pods_before = web_pods(&berth).await?;
+    pods_before.sort();
+    for flap in 0..3 {
+        let down = Instant::now();
+        engines[0].kill().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        engines[0].start().await?;
+        eprintln!("flap {flap}: down {:.1?}", down.elapsed());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    // Long enough for any re-placement a flap might have caused to show.
+    tokio::time::sleep(grace).await;
+    let log = berth.log_text();
+    eprintln!(
+        "berth saw the host go away {} time(s)",
+        log.matches("Docker host not ready").count()
+    );
+    ensure!(
+        !log.contains("placed elsewhere"),
+        "a flap moved replicas: {log}"
+    );
+    let mut pods_after = web_pods(&berth).await?;
+    pods_after.sort();
+    assert_eq!(pods_after, pods_before, "replicas moved or renamed");
+    for (e, was) in engines.iter().zip(&before) {
+        assert_eq!(&web_ids(e).await?, was, "containers changed on {}", e.name);
+    }
+    let status = berth.status().await?;
+    assert!(
+        status["commit"] == first && status["converged"] == true,
+        "{status}"
+    );
+    Ok(())
+}
+
+/// The ids of the `web` containers on one engine, sorted.
+async fn web_ids(engine: &Engine) -> Result<Vec<String>> {
+    let mut ids: Vec<String> = containers(engine.docker(), "web")
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    ids.sort();
+    Ok(ids)
 }

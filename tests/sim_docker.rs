@@ -545,6 +545,7 @@ async fn a_host_cache_watching_the_simulation_sees_an_event_as_a_touched_pod() -
     let watcher = tokio::spawn(cache.clone().watch(
         Duration::from_secs(3600),
         Duration::ZERO,
+        berth::docker::watch::MAX_RETRY,
         tx,
         shutdown.clone(),
     ));

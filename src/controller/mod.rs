@@ -285,6 +285,7 @@ impl Controller {
             tasks.spawn(cache.clone().watch(
                 self.config.resync,
                 offset,
+                crate::docker::watch::retry_cap(self.config.node_grace),
                 touched_tx.clone(),
                 shutdown.clone(),
             ));

@@ -7,7 +7,7 @@
 //! stream missed. Each change to a pod's containers is reported once as [`Touched::Pod`], and a
 //! host going away or coming back as [`Touched::Host`]: triggers that say "look at this", never
 //! state. A host whose engine does not answer is `Unknown` (never "empty"); reconnecting backs
-//! off to [`MAX_RETRY`], so a dead engine costs a call now and then, not a pass per second.
+//! off to [`retry_cap`], so a dead engine costs a call now and then, not a pass per second.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -25,6 +25,14 @@ use crate::reconcile::ObservedContainer;
 
 /// Longest pause between attempts to reach an engine that does not answer.
 pub const MAX_RETRY: Duration = Duration::from_secs(30);
+
+/// The longest pause between attempts to reach an engine, for a node grace period of `grace`:
+/// a quarter of it (1 s to [`MAX_RETRY`]). Longer, and a host that flaps could be back for
+/// most of the grace period unseen, be declared `NotReady` and have its replicas moved while
+/// it runs them.
+pub fn retry_cap(grace: Duration) -> Duration {
+    (grace / 4).clamp(Duration::from_secs(1), MAX_RETRY)
+}
 /// Docker events that can change what the planner sees. Others (`exec_*`, `attach`, `top`,
 /// `resize`, ...) are dropped before any work: health checks run `exec` every few seconds.
 const RELEVANT: [&str; 11] = [
@@ -309,14 +317,16 @@ impl HostCache {
 
     /// Keeps this host's view current until `shutdown`. `resync` is the period of full looks;
     /// `offset` staggers hosts so their full looks do not all fall at once.
+    /// `max_retry` bounds the pause between attempts to reach an engine (see [`retry_cap`]).
     pub async fn watch(
         self,
         resync: Duration,
         offset: Duration,
+        max_retry: Duration,
         touched: UnboundedSender<Touched>,
         shutdown: CancellationToken,
     ) {
-        let mut retry = Duration::from_secs(1);
+        let mut retry = Duration::from_secs(1).min(max_retry);
         loop {
             // Subscribe before looking, so nothing that happens during the look is missed.
             let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
@@ -341,7 +351,7 @@ impl HostCache {
                     _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep(retry) => {}
                 }
-                retry = (retry * 2).min(MAX_RETRY);
+                retry = (retry * 2).min(max_retry);
                 continue;
             }
             let connected = tokio::time::Instant::now();
@@ -379,7 +389,7 @@ impl HostCache {
             // that fails marks the host unknown. A stream that keeps breaking backs off.
             tracing::debug!(node = self.host.name(), "event stream: {reason}");
             let pause = if connected.elapsed() < Duration::from_secs(10) {
-                retry = (retry * 2).min(MAX_RETRY);
+                retry = (retry * 2).min(max_retry);
                 retry
             } else {
                 retry = Duration::from_secs(1);
@@ -398,5 +408,20 @@ impl HostCache {
 fn remember_exit(now: &mut ObservedContainer, before: &ObservedContainer) {
     if now.last_exit_code.is_none() {
         now.last_exit_code = before.exit_code.or(before.last_exit_code);
+    }
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+
+    #[test]
+    fn a_host_is_tried_again_within_a_quarter_of_the_grace_period() {
+        assert_eq!(
+            retry_cap(Duration::from_secs(10)),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(retry_cap(Duration::from_secs(2)), Duration::from_secs(1));
+        assert_eq!(retry_cap(Duration::from_secs(3600)), MAX_RETRY);
     }
 }
