@@ -23,13 +23,12 @@ use children::{await_acks, spawn_member, MEMBER_ENV};
 use support::{history, seen, serve_member, token, Cluster, TOKEN, WAIT};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// Proposes `n` commands `{prefix}{i}` on `leader`, `concurrency` at a time.
-async fn propose_many(cluster: &Cluster, leader: u64, prefix: &str, n: usize) -> Vec<String> {
-    let node = cluster.node(leader);
+/// Proposes `n` commands `{prefix}{i}`, one at a time, on whichever member leads.
+async fn propose_many(cluster: &Cluster, prefix: &str, n: usize) -> Vec<String> {
     let mut shas = Vec::new();
     for i in 0..n {
         let sha = format!("{prefix}{i}");
-        let answer = node.propose(seen(&sha)).await.expect("propose");
+        let answer = cluster.propose_on_leader(seen(&sha)).await;
         assert!(answer.ok);
         shas.push(sha);
     }
@@ -51,7 +50,7 @@ async fn three_members_form_one_cluster_and_commit_on_all_of_them() {
         assert!(members.iter().all(|m| m.voter));
     }
 
-    let shas = propose_many(&cluster, leader, "c", 20).await;
+    let shas = propose_many(&cluster, "c", 20).await;
     for id in [1, 2, 3] {
         cluster.caught_up(id, &shas).await;
     }
@@ -69,7 +68,7 @@ async fn three_members_form_one_cluster_and_commit_on_all_of_them() {
 async fn the_leaders_shutdown_elects_a_new_leader_within_the_election_timing() {
     let mut cluster = Cluster::start(3).await;
     let old = cluster.agreed_leader(&[1, 2, 3]).await;
-    let mut shas = propose_many(&cluster, old, "a", 10).await;
+    let mut shas = propose_many(&cluster, "a", 10).await;
     let term = cluster.node(old).current_term();
 
     let stopped = Instant::now();
@@ -88,7 +87,7 @@ async fn the_leaders_shutdown_elects_a_new_leader_within_the_election_timing() {
         "failover took {failover:?}"
     );
 
-    shas.extend(propose_many(&cluster, new, "b", 10).await);
+    shas.extend(propose_many(&cluster, "b", 10).await);
     // The old leader comes back as a follower and catches up by the log.
     cluster.restart(old).await;
     cluster.caught_up(old, &shas).await;
@@ -101,10 +100,10 @@ async fn a_follower_restarted_catches_up_by_the_log() {
     let mut cluster = Cluster::start(3).await;
     let leader = cluster.agreed_leader(&[1, 2, 3]).await;
     let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
-    let mut shas = propose_many(&cluster, leader, "a", 5).await;
+    let mut shas = propose_many(&cluster, "a", 5).await;
     cluster.stop(follower).await;
     // Two of three still commit.
-    shas.extend(propose_many(&cluster, leader, "b", 30).await);
+    shas.extend(propose_many(&cluster, "b", 30).await);
     cluster.restart(follower).await;
     cluster.caught_up(follower, &shas).await;
     assert_eq!(cluster.agreed_leader(&[1, 2, 3]).await, leader);
@@ -119,7 +118,6 @@ async fn a_follower_behind_by_megabytes_catches_up_in_batches_that_fit_a_heartbe
     cluster.stop(follower).await;
     // Ten commands of about 1 MB: together far more than one AppendEntries may carry within
     // a heartbeat (without the cap of `MAX_APPEND_BYTES` the follower never catches up).
-    let node = cluster.node(leader);
     for b in 0..10 {
         let commits = (0..250)
             .map(|i| {
@@ -133,11 +131,13 @@ async fn a_follower_behind_by_megabytes_catches_up_in_batches_that_fit_a_heartbe
                 )
             })
             .collect();
-        node.propose(berth::raft::Command::Seen { commits })
-            .await
-            .expect("propose");
+        let answer = cluster
+            .propose_on_leader(berth::raft::Command::Seen { commits })
+            .await;
+        assert!(answer.ok);
     }
-    let expected = history(node);
+    let now = cluster.agreed_leader(&cluster.running()).await;
+    let expected = history(cluster.node(now));
     cluster.restart(follower).await;
     cluster.caught_up(follower, &expected).await;
     cluster.shutdown().await;
@@ -166,7 +166,7 @@ async fn a_wiped_follower_removed_and_added_again_catches_up_by_snapshot() {
     ));
 
     // Past a snapshot and its purge, so the log alone can no longer bring a member up.
-    let shas = propose_many(&cluster, leader, "s", (every * 2 + 20) as usize).await;
+    let shas = propose_many(&cluster, "s", (every * 2 + 20) as usize).await;
     let leader_node = cluster.node(leader);
     leader_node
         .raft()
@@ -263,7 +263,7 @@ async fn a_partitioned_leader_stops_being_leader_within_about_the_election_timeo
     // The others elect a leader of their own and go on.
     let rest: Vec<u64> = [1, 2, 3].into_iter().filter(|id| *id != old).collect();
     let new = cluster.agreed_leader(&rest).await;
-    let shas = propose_many(&cluster, new, "p", 5).await;
+    let shas = propose_many(&cluster, "p", 5).await;
 
     // Healed, the old leader follows the new one and has exactly the committed entries.
     node.partition().set(false);
@@ -276,7 +276,7 @@ async fn a_partitioned_leader_stops_being_leader_within_about_the_election_timeo
 async fn a_command_from_a_newer_berth_stops_every_member_instead_of_being_misread() {
     let cluster = Cluster::start(3).await;
     let leader = cluster.agreed_leader(&[1, 2, 3]).await;
-    let shas = propose_many(&cluster, leader, "k", 3).await;
+    let shas = propose_many(&cluster, "k", 3).await;
     for id in [1, 2, 3] {
         cluster.caught_up(id, &shas).await;
     }
@@ -323,7 +323,7 @@ async fn a_command_from_a_newer_berth_stops_every_member_instead_of_being_misrea
 async fn a_one_member_cluster_grows_into_three_members() {
     let mut cluster = Cluster::start(1).await;
     assert_eq!(cluster.agreed_leader(&[1]).await, 1);
-    let mut shas = propose_many(&cluster, 1, "solo", 5).await;
+    let mut shas = propose_many(&cluster, "solo", 5).await;
     for id in [2, 3] {
         cluster.start_joiner(id, &[1]).await;
         let url = cluster.members[&id].addr.to_string();
@@ -342,7 +342,7 @@ async fn a_one_member_cluster_grows_into_three_members() {
             .await,
         Err(RaftNodeError::Membership(MembershipError::AlreadyMember(2)))
     ));
-    shas.extend(propose_many(&cluster, 1, "trio", 5).await);
+    shas.extend(propose_many(&cluster, "trio", 5).await);
     for id in [1, 2, 3] {
         cluster.caught_up(id, &shas).await;
     }
@@ -485,8 +485,8 @@ async fn members_talk_over_mutual_tls_and_refuse_clients_without_a_certificate()
     make_tls_dir(certs.path());
     let tls = berth::raft::ClusterTls::from_dir(certs.path()).expect("tls material");
     let cluster = Cluster::start_tls(3, tls.clone()).await;
-    let leader = cluster.agreed_leader(&[1, 2, 3]).await;
-    let shas = propose_many(&cluster, leader, "tls", 5).await;
+    cluster.agreed_leader(&[1, 2, 3]).await;
+    let shas = propose_many(&cluster, "tls", 5).await;
     for id in [1, 2, 3] {
         cluster.caught_up(id, &shas).await;
     }
@@ -527,7 +527,7 @@ async fn recover_makes_a_survivor_a_one_member_cluster_that_keeps_its_history() 
     use berth::raft::{recover, RecoverError};
     let mut cluster = Cluster::start(3).await;
     let leader = cluster.agreed_leader(&[1, 2, 3]).await;
-    let shas = propose_many(&cluster, leader, "r", 5).await;
+    let shas = propose_many(&cluster, "r", 5).await;
     let survivor = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
     cluster.caught_up(survivor, &shas).await;
     let dir = cluster.members[&survivor].dir.clone();

@@ -230,6 +230,29 @@ impl Cluster {
 
     /// Waits until every running member in `among` names the same leader, that leader is one
     /// of them, and it may act as leader (quorum acknowledged). Returns it.
+    /// Proposes `cmd` on whichever running member leads, following its `NotLeader` answers:
+    /// on a loaded machine a heartbeat can come late and another member take over mid-test.
+    /// (A `NotLeader` answer means the entry was not appended: retrying never doubles it.)
+    pub async fn propose_on_leader(&self, cmd: Command) -> berth::raft::state::Response {
+        let started = Instant::now();
+        loop {
+            let running = self.running();
+            let leader = running
+                .iter()
+                .copied()
+                .find(|id| self.node(*id).is_leader());
+            if let Some(id) = leader {
+                match self.node(id).propose(cmd.clone()).await {
+                    Ok(answer) => return answer,
+                    Err(berth::raft::RaftNodeError::NotLeader { .. }) => {}
+                    Err(e) => panic!("propose on member {id}: {e}"),
+                }
+            }
+            assert!(started.elapsed() < WAIT, "no leader took the proposal");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn agreed_leader(&self, among: &[u64]) -> u64 {
         let started = Instant::now();
         loop {
