@@ -118,9 +118,11 @@ async fn a_pod_stopping_with_a_300_s_grace_delays_no_healing_elsewhere() -> Resu
             {
                 break;
             }
+            // Far below the 300 s a stop that blocked healing would take; the latency itself
+            // is measured in `benches/rollout.rs` (heal p50 under 0.5 s), not here.
             ensure!(
-                started.elapsed() < Duration::from_secs(2),
-                "{} not healed within 2 s while another pod stops slowly",
+                started.elapsed() < Duration::from_secs(20),
+                "{} not healed within 20 s while another pod stops slowly",
                 victim.pod
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -419,9 +421,18 @@ async fn a_never_pod_that_exits_0_lets_its_commit_converge() -> Result<()> {
         "  restartPolicy: Never\n  containers:\n  - name: main\n    image: berth-test/busybox:1\n    command: [sh, -c, 'echo done']\n",
     );
     let w = Setup::start("eng-h", &[("job.yaml", job)]).await?;
+    // Converged may come while the pod still runs (running is what a Never pod is asked for):
+    // wait for it to have exited, then the commit must be (or stay) converged.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let p = pod_view(&w, "job").await?;
+        if p["phase"] == "Succeeded" {
+            break;
+        }
+        ensure!(Instant::now() < deadline, "the job never succeeded: {p}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     w.berth.wait_converged(&w.first).await?;
-    let p = pod_view(&w, "job").await?;
-    assert_eq!(p["phase"], "Succeeded", "{p}");
     let record = w.berth.get(&format!("/api/v1/commits/{}", w.first)).await?;
     assert_eq!(record["outcome"], "applied");
     Ok(())
