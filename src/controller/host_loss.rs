@@ -193,12 +193,12 @@ impl Controller {
         }
         let mut moved = 0;
         for (rc, lost) in stranded {
-            let namespace = rc.split_once('/').map_or("default", |(ns, _)| ns);
+            let (namespace, rc_name) = rc.split_once('/').unwrap_or(("default", &rc));
             let all: Vec<Replica> = self
                 .raft
                 .state()
                 .read(|s| s.replicas.get(&rc).cloned().unwrap_or_default());
-            let taken: BTreeSet<String> = self.taken_names(namespace, &all);
+            let taken: BTreeSet<String> = self.taken_names(namespace, rc_name, &all);
             let report = std::sync::Arc::new(Mutex::new((0usize, Vec::<String>::new())));
             let said = report.clone();
             let mut by_revision: BTreeMap<String, Vec<&Replica>> = BTreeMap::new();

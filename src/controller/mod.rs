@@ -56,6 +56,7 @@ use crate::docker::{DockerError, DockerHost, HostCache, PodIndex};
 use crate::engine::{Next, Runner, Worker};
 use crate::probe::Probes;
 use crate::raft::{RaftNode, RaftNodeError};
+use crate::reconcile;
 use crate::sync::{SyncError, Syncer};
 
 /// Keys worked on at once. Every step is one short Docker request (no call waits out a grace
@@ -360,6 +361,17 @@ impl Controller {
     /// The desired pods of the committed state, as last indexed.
     fn desired(&self) -> Arc<DesiredIndex> {
         self.desired.read().expect("desired lock").clone()
+    }
+
+    /// The desired instance of the pod `key`, if any. A copy: holding the index across a step
+    /// would make the next applied entry copy all of it (see `follow_state`).
+    fn desired_pod(&self, key: &str) -> Option<reconcile::DesiredPod> {
+        self.desired
+            .read()
+            .expect("desired lock")
+            .pods
+            .get(key)
+            .cloned()
     }
 
     /// Every pod key desired or seen on a host.

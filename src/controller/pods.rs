@@ -23,8 +23,7 @@ const UNREACHABLE_RETRY: Duration = Duration::from_secs(5);
 
 impl Controller {
     pub(super) async fn work_pod(&self, key: &str) -> Next {
-        let index = self.desired();
-        let desired = index.pods.get(key).cloned();
+        let desired = self.desired_pod(key);
         let Some((namespace, name)) = key.split_once('/') else {
             return Next::Idle;
         };

@@ -9,7 +9,6 @@ use openraft::ServerState;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
-use super::desired_index::DesiredIndex;
 use super::{Controller, Key, CONVERGE_DEBOUNCE};
 use crate::docker::Touched;
 use crate::raft::state::{Command, Outcome};
@@ -83,20 +82,23 @@ impl Controller {
             };
             if now_applied != applied {
                 applied = now_applied;
-                let newer = Arc::new(self.raft.state().read(DesiredIndex::of));
-                let older = self.desired();
-                let changed = older.changed(&newer);
-                let commit_changed = older.commit != newer.commit;
-                *self.desired.write().expect("desired lock") = newer.clone();
-                for key in changed {
+                let changed = {
+                    let mut index = self.desired.write().expect("desired lock");
+                    let index = Arc::make_mut(&mut index);
+                    self.raft.state().read(|s| index.update(s))
+                };
+                for key in changed.pods {
                     self.runner.enqueue(Key::Pod(key), Duration::ZERO);
                 }
-                for rc in newer.rcs.iter() {
-                    self.runner.enqueue(Key::Rc(rc.clone()), Duration::ZERO);
+                // An RC's work reads its replicas, its rollout and the desired commit: only
+                // the RCs an entry changed are looked at again (pod status changes and
+                // progressing rollouts bring the others back).
+                for rc in changed.rcs {
+                    self.runner.enqueue(Key::Rc(rc), Duration::ZERO);
                 }
-                if commit_changed {
+                if changed.everything {
                     // Gates (Recreate) and readiness of every pod may read the new commit.
-                    for key in newer.pods.keys() {
+                    for key in self.desired().pods.keys() {
                         self.runner.enqueue(Key::Pod(key.clone()), Duration::ZERO);
                     }
                 }
@@ -193,7 +195,7 @@ impl Controller {
     async fn time_pass(&self, keys: usize) {
         let started = tokio::time::Instant::now();
         let give_up = started + self.config.resync;
-        while self.runner.busy_with(started) > 0 {
+        while self.runner.busy_with(started) {
             if tokio::time::Instant::now() > give_up {
                 return;
             }
