@@ -144,6 +144,8 @@ pub struct Controller {
     settings_agree: std::sync::atomic::AtomicBool,
     /// Held while a placement is computed and proposed (see `placement.rs`).
     placer: tokio::sync::Mutex<placement::Placer>,
+    /// Placement decisions waiting for the placement lock: the next batch.
+    to_place: Mutex<Vec<placement::Request>>,
     /// The Service proxy, the cluster IPs' interface, drains.
     pub services: services::ServiceRuntime,
     /// Replica moves off lost hosts, rate limited.
@@ -260,6 +262,7 @@ impl Controller {
             local_settings,
             settings_agree: std::sync::atomic::AtomicBool::new(false),
             placer: tokio::sync::Mutex::new(placement::Placer::default()),
+            to_place: Mutex::default(),
             services,
             moves: Mutex::default(),
             pod_index,
