@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::raft::state::{object_key, ClusterState, Replica, Rollout};
 use crate::reconcile::{desired, DesiredPod};
+use crate::rollout::{Kind, Strategy};
 
 #[derive(Debug, Default, Clone)]
 pub struct DesiredIndex {
@@ -20,6 +21,8 @@ pub struct DesiredIndex {
     pub pods: HashMap<String, DesiredPod>,
     /// RCs (`namespace/name`) of the desired state.
     pub rcs: BTreeSet<String>,
+    /// Those of them whose rollouts use the `Recreate` strategy (a gate for their pods).
+    pub recreate: BTreeSet<String>,
     /// What the index was built from, to tell what an applied entry changed.
     from: Sources,
 }
@@ -58,6 +61,13 @@ impl DesiredIndex {
                 .desired
                 .replication_controllers
                 .iter()
+                .map(|rc| object_key(&rc.metadata.namespace, &rc.metadata.name))
+                .collect(),
+            recreate: state
+                .desired
+                .replication_controllers
+                .iter()
+                .filter(|rc| Strategy::of(rc).kind == Kind::Recreate)
                 .map(|rc| object_key(&rc.metadata.namespace, &rc.metadata.name))
                 .collect(),
             from: Sources {
