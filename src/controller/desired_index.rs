@@ -23,6 +23,9 @@ pub struct DesiredIndex {
     pub rcs: BTreeSet<String>,
     /// Those of them whose rollouts use the `Recreate` strategy (a gate for their pods).
     pub recreate: BTreeSet<String>,
+    /// The keys of `pods` by host: a host going away or coming back touches its pods without
+    /// a scan of every pod (5,000 hosts × 100,000 pods).
+    by_node: HashMap<String, BTreeSet<String>>,
     /// What the index was built from, to tell what an applied entry changed.
     from: Sources,
 }
@@ -51,7 +54,7 @@ pub struct Changed {
 
 impl DesiredIndex {
     pub fn of(state: &ClusterState) -> DesiredIndex {
-        DesiredIndex {
+        let mut index = DesiredIndex {
             commit: state.desired_commit.clone(),
             pods: desired::pods(state)
                 .into_iter()
@@ -84,7 +87,16 @@ impl DesiredIndex {
                     .collect(),
                 pod_nodes: state.pod_nodes.clone(),
             },
+            by_node: HashMap::new(),
+        };
+        for (key, pod) in &index.pods {
+            index
+                .by_node
+                .entry(pod.node.clone())
+                .or_default()
+                .insert(key.clone());
         }
+        index
     }
 
     /// Brings the index up to `state`, rebuilding only what changed since it was built.
@@ -137,7 +149,7 @@ impl DesiredIndex {
                 self.put(k, pod, &mut changed.pods);
             }
             for k in old.into_iter().filter(|k| !kept.contains(k)) {
-                if self.pods.remove(&k).is_some() {
+                if self.remove(&k) {
                     changed.pods.push(k);
                 }
             }
@@ -154,7 +166,7 @@ impl DesiredIndex {
                 self.put(k, pod, &mut changed.pods);
             }
             for k in old.into_iter().filter(|k| !kept.contains(k)) {
-                if self.pods.remove(&k).is_some() {
+                if self.remove(&k) {
                     changed.pods.push(k);
                 }
             }
@@ -164,16 +176,30 @@ impl DesiredIndex {
 
     /// Sets the desired instance of `key`, noting the key when the instance changed.
     fn put(&mut self, key: String, pod: DesiredPod, changed: &mut Vec<String>) {
+        let node = pod.node.clone();
         match self.pods.get_mut(&key) {
             Some(old) if same_instance(old, &pod) => *old = pod,
             Some(old) => {
-                *old = pod;
-                changed.push(key);
+                let was = std::mem::replace(old, pod);
+                unlink(&mut self.by_node, &was.node, &key);
+                changed.push(key.clone());
             }
             None => {
                 self.pods.insert(key.clone(), pod);
-                changed.push(key);
+                changed.push(key.clone());
             }
+        }
+        self.by_node.entry(node).or_default().insert(key);
+    }
+
+    /// Removes the desired instance of `key`; whether there was one.
+    fn remove(&mut self, key: &str) -> bool {
+        match self.pods.remove(key) {
+            Some(was) => {
+                unlink(&mut self.by_node, &was.node, key);
+                true
+            }
+            None => false,
         }
     }
 
@@ -198,10 +224,17 @@ impl DesiredIndex {
 
     /// Pods placed on `node`.
     pub fn on_node<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a String> + 'a {
-        self.pods
-            .iter()
-            .filter(move |(_, p)| p.node == node)
-            .map(|(k, _)| k)
+        self.by_node.get(node).into_iter().flatten()
+    }
+}
+
+/// Takes `key` out of the pods of `node`.
+fn unlink(by_node: &mut HashMap<String, BTreeSet<String>>, node: &str, key: &str) {
+    if let Some(keys) = by_node.get_mut(node) {
+        keys.remove(key);
+        if keys.is_empty() {
+            by_node.remove(node);
+        }
     }
 }
 
@@ -282,6 +315,18 @@ mod tests {
             assert!(same_instance(p, &index.pods[k]), "{k}");
         }
         assert_eq!(index.rcs, fresh.rcs);
+        for node in ["h1", "h2"] {
+            let mut a: Vec<_> = index.on_node(node).collect();
+            let mut b: Vec<_> = fresh
+                .pods
+                .iter()
+                .filter(|(_, p)| p.node == node)
+                .map(|(k, _)| k)
+                .collect();
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "{node}");
+        }
     }
 
     #[test]
@@ -292,7 +337,7 @@ mod tests {
 
         let add = vec![Replica {
             name: "web-new".into(),
-            node: "h1".into(),
+            node: "h2".into(),
             revision: state.rollouts["default/web"].revision.clone(),
             created_at: 1,
         }];

@@ -295,9 +295,9 @@ impl Controller {
                     "Docker host NotReady: no answer for the grace period; its RC replicas move elsewhere"
                 );
                 noted.insert(name.clone());
-                for key in self.desired().on_node(name) {
-                    self.runner
-                        .enqueue(super::Key::Pod(key.clone()), Duration::ZERO);
+                let on_node: Vec<String> = self.desired().on_node(name).cloned().collect();
+                for key in on_node {
+                    self.runner.enqueue(super::Key::Pod(key), Duration::ZERO);
                 }
             } else {
                 noted.remove(name);

@@ -41,9 +41,17 @@ impl Controller {
             match t {
                 Touched::Pod(key) => self.runner.enqueue(Key::Pod(key), Duration::ZERO),
                 Touched::Host(node) => {
-                    let index = self.desired();
-                    for key in index.on_node(&node) {
-                        self.runner.enqueue(Key::Pod(key.clone()), Duration::ZERO);
+                    // Copied out, so that the index is not held while enqueueing (an entry
+                    // applied meanwhile would copy all of it: see `follow_state`).
+                    let (on_node, rcs): (Vec<String>, Vec<String>) = {
+                        let index = self.desired();
+                        (
+                            index.on_node(&node).cloned().collect(),
+                            index.rcs.iter().cloned().collect(),
+                        )
+                    };
+                    for key in on_node {
+                        self.runner.enqueue(Key::Pod(key), Duration::ZERO);
                     }
                     if let Some(cache) = self.cache(&node) {
                         let seen: Vec<String> = cache.read(|v| {
@@ -56,8 +64,8 @@ impl Controller {
                             self.runner.enqueue(Key::Pod(key), Duration::ZERO);
                         }
                     }
-                    for rc in index.rcs.iter() {
-                        self.runner.enqueue(Key::Rc(rc.clone()), Duration::ZERO);
+                    for rc in rcs {
+                        self.runner.enqueue(Key::Rc(rc), Duration::ZERO);
                     }
                     self.runner.enqueue(Key::Converge, CONVERGE_DEBOUNCE);
                     self.runner.enqueue(Key::Pending, CONVERGE_DEBOUNCE);
