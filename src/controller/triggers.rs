@@ -90,11 +90,7 @@ impl Controller {
             };
             if now_applied != applied {
                 applied = now_applied;
-                let changed = {
-                    let mut index = self.desired.write().expect("desired lock");
-                    let index = Arc::make_mut(&mut index);
-                    self.raft.state().read(|s| index.update(s))
-                };
+                let changed = self.update_desired();
                 for key in changed.pods {
                     self.runner.enqueue(Key::Pod(key), Duration::ZERO);
                 }
@@ -147,6 +143,23 @@ impl Controller {
                 changed = metrics.changed() => if changed.is_err() { return },
             }
         }
+    }
+
+    /// Brings the desired index up to the applied state. In place when nobody else holds it;
+    /// else on a copy made outside the lock and swapped in, so that readers (every pod key)
+    /// never wait for a copy of 100,000 pods.
+    fn update_desired(&self) -> super::desired_index::Changed {
+        {
+            let mut index = self.desired.write().expect("desired lock");
+            if let Some(index) = Arc::get_mut(&mut index) {
+                return self.raft.state().read(|s| index.update(s));
+            }
+        }
+        // follow_state is the only writer: nothing changes the index between copy and swap.
+        let mut copy = (*self.desired()).clone();
+        let changed = self.raft.state().read(|s| copy.update(s));
+        *self.desired.write().expect("desired lock") = Arc::new(copy);
+        changed
     }
 
     /// Says when this member, still leader as far as openraft knows, loses its quorum (and so

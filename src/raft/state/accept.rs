@@ -155,6 +155,7 @@ impl ClusterState {
         true
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn change_replicas(
         &mut self,
         sha: &str,
