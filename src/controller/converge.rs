@@ -109,6 +109,8 @@ impl Controller {
             });
             pods_done &= seen_done && self.book.status(key).is_some_and(|s| s.done);
         }
+        // Not held across the proposals below: see `follow_state`.
+        drop(index);
         let in_sync = all_seen && rollouts_done && pods_done && no_strays && pending == 0;
         self.set_in_sync(in_sync.then(|| sha.clone()));
         if in_sync && outcome == Outcome::Applying {

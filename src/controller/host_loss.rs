@@ -193,12 +193,12 @@ impl Controller {
         }
         let mut moved = 0;
         for (rc, lost) in stranded {
-            let namespace = rc.split_once('/').map_or("default", |(ns, _)| ns);
+            let (namespace, rc_name) = rc.split_once('/').unwrap_or(("default", &rc));
             let all: Vec<Replica> = self
                 .raft
                 .state()
                 .read(|s| s.replicas.get(&rc).cloned().unwrap_or_default());
-            let taken: BTreeSet<String> = self.taken_names(namespace, &all);
+            let taken: BTreeSet<String> = self.taken_names(namespace, rc_name, &all);
             let report = std::sync::Arc::new(Mutex::new((0usize, Vec::<String>::new())));
             let said = report.clone();
             let mut by_revision: BTreeMap<String, Vec<&Replica>> = BTreeMap::new();
@@ -295,9 +295,9 @@ impl Controller {
                     "Docker host NotReady: no answer for the grace period; its RC replicas move elsewhere"
                 );
                 noted.insert(name.clone());
-                for key in self.desired().on_node(name) {
-                    self.runner
-                        .enqueue(super::Key::Pod(key.clone()), Duration::ZERO);
+                let on_node: Vec<String> = self.desired().on_node(name).cloned().collect();
+                for key in on_node {
+                    self.runner.enqueue(super::Key::Pod(key), Duration::ZERO);
                 }
             } else {
                 noted.remove(name);

@@ -56,6 +56,7 @@ use crate::docker::{DockerError, DockerHost, HostCache, PodIndex};
 use crate::engine::{Next, Runner, Worker};
 use crate::probe::Probes;
 use crate::raft::{RaftNode, RaftNodeError};
+use crate::reconcile;
 use crate::sync::{SyncError, Syncer};
 
 /// Keys worked on at once. Every step is one short Docker request (no call waits out a grace
@@ -143,6 +144,8 @@ pub struct Controller {
     settings_agree: std::sync::atomic::AtomicBool,
     /// Held while a placement is computed and proposed (see `placement.rs`).
     placer: tokio::sync::Mutex<placement::Placer>,
+    /// Placement decisions waiting for the placement lock: the next batch.
+    to_place: Mutex<Vec<placement::Request>>,
     /// The Service proxy, the cluster IPs' interface, drains.
     pub services: services::ServiceRuntime,
     /// Replica moves off lost hosts, rate limited.
@@ -259,6 +262,7 @@ impl Controller {
             local_settings,
             settings_agree: std::sync::atomic::AtomicBool::new(false),
             placer: tokio::sync::Mutex::new(placement::Placer::default()),
+            to_place: Mutex::default(),
             services,
             moves: Mutex::default(),
             pod_index,
@@ -361,6 +365,17 @@ impl Controller {
     /// The desired pods of the committed state, as last indexed.
     fn desired(&self) -> Arc<DesiredIndex> {
         self.desired.read().expect("desired lock").clone()
+    }
+
+    /// The desired instance of the pod `key`, if any. A copy: holding the index across a step
+    /// would make the next applied entry copy all of it (see `follow_state`).
+    fn desired_pod(&self, key: &str) -> Option<reconcile::DesiredPod> {
+        self.desired
+            .read()
+            .expect("desired lock")
+            .pods
+            .get(key)
+            .cloned()
     }
 
     /// Every pod key desired or seen on a host.

@@ -13,7 +13,6 @@ use crate::engine::Next;
 use crate::probe::{probed_ports, Kind};
 use crate::raft::state::Millis;
 use crate::reconcile::{plan_pod, Decision, DesiredPod, ObservedContainer, PodInputs, Step};
-use crate::rollout::{self, Strategy};
 use crate::scheduler::host_ports;
 
 /// Docker calls a liveness restart or a rejoin gives a container to stop before killing it.
@@ -23,8 +22,7 @@ const UNREACHABLE_RETRY: Duration = Duration::from_secs(5);
 
 impl Controller {
     pub(super) async fn work_pod(&self, key: &str) -> Next {
-        let index = self.desired();
-        let desired = index.pods.get(key).cloned();
+        let desired = self.desired_pod(key);
         let Some((namespace, name)) = key.split_once('/') else {
             return Next::Idle;
         };
@@ -193,36 +191,38 @@ impl Controller {
     ) -> (Option<String>, Option<String>) {
         if let Some(owner) = &pod.owner {
             let rc_key = format!("{}/{owner}", pod.namespace);
-            let recreate_waits =
-                self.raft.state().read(|s| {
-                    let Some(rc) = s.desired.replication_controllers.iter().find(|r| {
-                        r.metadata.namespace == pod.namespace && &r.metadata.name == owner
-                    }) else {
-                        return false;
-                    };
-                    Strategy::of(rc).kind == rollout::Kind::Recreate
-                        && s.replicas
-                            .get(&rc_key)
-                            .into_iter()
-                            .flatten()
-                            .any(|r| r.revision != pod.spec_hash)
+            // Looked up in the index, not among the RCs of the state: every pod asks.
+            let recreate = self
+                .desired
+                .read()
+                .expect("desired lock")
+                .recreate
+                .contains(&rc_key);
+            if recreate {
+                let recreate_waits = self.raft.state().read(|s| {
+                    s.replicas
+                        .get(&rc_key)
+                        .into_iter()
+                        .flatten()
+                        .any(|r| r.revision != pod.spec_hash)
                 });
-            let old_running = || {
-                self.hosts.iter().any(|cache| {
-                    cache.read(|v| {
-                        v.containers.values().any(|c| {
-                            c.namespace == pod.namespace
-                                && c.owner.as_ref() == Some(owner)
-                                && c.spec_hash != pod.spec_hash
+                let old_running = || {
+                    self.hosts.iter().any(|cache| {
+                        cache.read(|v| {
+                            v.containers.values().any(|c| {
+                                c.namespace == pod.namespace
+                                    && c.owner.as_ref() == Some(owner)
+                                    && c.spec_hash != pod.spec_hash
+                            })
                         })
                     })
-                })
-            };
-            if recreate_waits || self.is_recreate(pod) && old_running() {
-                return (
-                    Some("waiting for the old replicas to stop (Recreate)".into()),
-                    None,
-                );
+                };
+                if recreate_waits || old_running() {
+                    return (
+                        Some("waiting for the old replicas to stop (Recreate)".into()),
+                        None,
+                    );
+                }
             }
         }
         let wanted = host_ports(&pod.spec);
@@ -251,19 +251,6 @@ impl Controller {
                 }
             }
             (None, None)
-        })
-    }
-
-    fn is_recreate(&self, pod: &DesiredPod) -> bool {
-        let Some(owner) = &pod.owner else {
-            return false;
-        };
-        self.raft.state().read(|s| {
-            s.desired.replication_controllers.iter().any(|r| {
-                r.metadata.namespace == pod.namespace
-                    && &r.metadata.name == owner
-                    && Strategy::of(r).kind == rollout::Kind::Recreate
-            })
         })
     }
 

@@ -22,30 +22,39 @@ impl Controller {
     pub(super) async fn work_rc(&self, key: &str) -> Next {
         let now = now_millis();
         let Some(read) = self.raft.state().read(|s| {
+            let rollout = s.rollouts.get(key)?;
+            let replicas = s.replicas.get(key).map(Vec::as_slice).unwrap_or(&[]);
+            let drained = super::drain::draining_hosts(s);
+            // A complete RC with replicas on a draining host moves them (see `drain.rs`); a
+            // rollout in progress goes first. Anything else has nothing to do: said before
+            // copying anything, since every RC is looked at on every pass.
+            let drain_only = !rollout.is_progressing();
+            if drain_only
+                && (rollout.state != RolloutState::Complete
+                    || !replicas.iter().any(|r| drained.contains(&r.node)))
+            {
+                return None;
+            }
             let rc = s
                 .desired
                 .replication_controllers
                 .iter()
-                .find(|r| format!("{}/{}", r.metadata.namespace, r.metadata.name) == key)?
+                .find(|r| is_key(key, &r.metadata.namespace, &r.metadata.name))?
                 .clone();
-            let rollout = s.rollouts.get(key)?.clone();
-            let replicas = s.replicas.get(key).cloned().unwrap_or_default();
             let sha = s.desired_commit.clone()?;
-            let drained = super::drain::draining_hosts(s);
-            Some((rc, rollout, replicas, sha, s.desired.nodes.clone(), drained))
+            Some((
+                rc,
+                rollout.clone(),
+                replicas.to_vec(),
+                sha,
+                s.desired.nodes.clone(),
+                drained,
+                drain_only,
+            ))
         }) else {
             return Next::Idle;
         };
-        let (rc, rollout, replicas, sha, nodes, drained) = read;
-        // A complete RC with replicas on a draining host moves them (see `drain.rs`); a
-        // rollout in progress goes first.
-        let drain_only = !rollout.is_progressing();
-        if drain_only
-            && (rollout.state != RolloutState::Complete
-                || !replicas.iter().any(|r| drained.contains(&r.node)))
-        {
-            return Next::Idle;
-        }
+        let (rc, rollout, replicas, sha, nodes, drained, drain_only) = read;
         let strategy = Strategy::of(&rc);
         let hosts = self.hosts_now();
         let views: Vec<ReplicaView> = replicas
@@ -104,7 +113,8 @@ impl Controller {
             return Next::after(super::placement::FIRST_LOOK);
         }
         if decision.add > 0 || !decision.retire.is_empty() {
-            let taken: BTreeSet<String> = self.taken_names(&rc.metadata.namespace, &replicas);
+            let taken: BTreeSet<String> =
+                self.taken_names(&rc.metadata.namespace, &rc.metadata.name, &replicas);
             let hosts = self.scheduler_hosts(&nodes);
             let workload = Workload::of_rc(&rc, &rc.template.labels, &rc.template.spec);
             let mut done = false;
@@ -166,45 +176,52 @@ impl Controller {
     }
 
     /// Retired replicas of the RC whose containers are still on a host (stopping).
+    ///
+    /// Read through the pod index: a replica is named `<rc>-<suffix>`, so only the pods under
+    /// that prefix can be the RC's, and only their hosts are read.
     fn draining(
         &self,
         namespace: &str,
         rc: &str,
         replicas: &[crate::raft::state::Replica],
     ) -> usize {
-        let mut pods: BTreeSet<String> = BTreeSet::new();
-        for cache in &self.hosts {
-            cache.read(|v| {
-                pods.extend(
-                    v.containers
-                        .values()
-                        .filter(|c| c.namespace == namespace && c.owner.as_deref() == Some(rc))
-                        .filter(|c| !replicas.iter().any(|r| r.name == c.pod))
-                        .map(|c| c.pod.clone()),
-                );
-            });
-        }
-        pods.len()
+        let names: BTreeSet<&str> = replicas.iter().map(|r| r.name.as_str()).collect();
+        self.pod_index
+            .pods_under(&replica_prefix(namespace, rc))
+            .into_iter()
+            .filter(|key| {
+                let (_, pod) = key.split_once('/').unwrap_or_default();
+                !names.contains(pod)
+                    && self.pod_index.hosts_of(key).iter().any(|host| {
+                        self.cache(host).is_some_and(|cache| {
+                            cache.read(|v| {
+                                v.pod(namespace, pod)
+                                    .iter()
+                                    .any(|c| c.owner.as_deref() == Some(rc))
+                            })
+                        })
+                    })
+            })
+            .count()
     }
 
-    /// Names no new replica may take: every replica of the state, and every pod seen on a host
-    /// (a retired replica may still be stopping under its name).
+    /// Names no new replica of the RC `rc` may take: every replica of the state, and every pod
+    /// under the RC's name prefix seen on a host (a retired replica may still be stopping under
+    /// its name). New names all start with that prefix, so no other pod can collide.
     pub(super) fn taken_names(
         &self,
         namespace: &str,
+        rc: &str,
         replicas: &[crate::raft::state::Replica],
     ) -> BTreeSet<String> {
         let mut taken: BTreeSet<String> = replicas.iter().map(|r| r.name.clone()).collect();
-        for cache in &self.hosts {
-            cache.read(|v| {
-                taken.extend(
-                    v.containers
-                        .values()
-                        .filter(|c| c.namespace == namespace)
-                        .map(|c| c.pod.clone()),
-                );
-            });
-        }
+        let prefix = replica_prefix(namespace, rc);
+        taken.extend(
+            self.pod_index
+                .pods_under(&prefix)
+                .into_iter()
+                .filter_map(|key| key.split_once('/').map(|(_, pod)| pod.to_string())),
+        );
         taken
     }
 
@@ -224,4 +241,19 @@ impl Controller {
             }
         }
     }
+}
+
+/// Is `key` the `namespace/name` of an object? Compared in place: RC keys are matched against
+/// every RC of the desired state.
+pub(super) fn is_key(key: &str, namespace: &str, name: &str) -> bool {
+    key.len() == namespace.len() + 1 + name.len()
+        && key.starts_with(namespace)
+        && key.ends_with(name)
+        && key.as_bytes()[namespace.len()] == b'/'
+}
+
+/// `namespace/<base>-`: the start of the key of every replica the RC `rc` can have (see
+/// `scheduler::new_replicas`).
+fn replica_prefix(namespace: &str, rc: &str) -> String {
+    format!("{namespace}/{}", crate::scheduler::replica_name_base(rc))
 }

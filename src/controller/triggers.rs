@@ -9,7 +9,6 @@ use openraft::ServerState;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
-use super::desired_index::DesiredIndex;
 use super::{Controller, Key, CONVERGE_DEBOUNCE};
 use crate::docker::Touched;
 use crate::raft::state::{Command, Outcome};
@@ -42,9 +41,17 @@ impl Controller {
             match t {
                 Touched::Pod(key) => self.runner.enqueue(Key::Pod(key), Duration::ZERO),
                 Touched::Host(node) => {
-                    let index = self.desired();
-                    for key in index.on_node(&node) {
-                        self.runner.enqueue(Key::Pod(key.clone()), Duration::ZERO);
+                    // Copied out, so that the index is not held while enqueueing (an entry
+                    // applied meanwhile would copy all of it: see `follow_state`).
+                    let (on_node, rcs): (Vec<String>, Vec<String>) = {
+                        let index = self.desired();
+                        (
+                            index.on_node(&node).cloned().collect(),
+                            index.rcs.iter().cloned().collect(),
+                        )
+                    };
+                    for key in on_node {
+                        self.runner.enqueue(Key::Pod(key), Duration::ZERO);
                     }
                     if let Some(cache) = self.cache(&node) {
                         let seen: Vec<String> = cache.read(|v| {
@@ -57,8 +64,8 @@ impl Controller {
                             self.runner.enqueue(Key::Pod(key), Duration::ZERO);
                         }
                     }
-                    for rc in index.rcs.iter() {
-                        self.runner.enqueue(Key::Rc(rc.clone()), Duration::ZERO);
+                    for rc in rcs {
+                        self.runner.enqueue(Key::Rc(rc), Duration::ZERO);
                     }
                     self.runner.enqueue(Key::Converge, CONVERGE_DEBOUNCE);
                     self.runner.enqueue(Key::Pending, CONVERGE_DEBOUNCE);
@@ -83,20 +90,19 @@ impl Controller {
             };
             if now_applied != applied {
                 applied = now_applied;
-                let newer = Arc::new(self.raft.state().read(DesiredIndex::of));
-                let older = self.desired();
-                let changed = older.changed(&newer);
-                let commit_changed = older.commit != newer.commit;
-                *self.desired.write().expect("desired lock") = newer.clone();
-                for key in changed {
+                let changed = self.update_desired();
+                for key in changed.pods {
                     self.runner.enqueue(Key::Pod(key), Duration::ZERO);
                 }
-                for rc in newer.rcs.iter() {
-                    self.runner.enqueue(Key::Rc(rc.clone()), Duration::ZERO);
+                // An RC's work reads its replicas, its rollout and the desired commit: only
+                // the RCs an entry changed are looked at again (pod status changes and
+                // progressing rollouts bring the others back).
+                for rc in changed.rcs {
+                    self.runner.enqueue(Key::Rc(rc), Duration::ZERO);
                 }
-                if commit_changed {
+                if changed.everything {
                     // Gates (Recreate) and readiness of every pod may read the new commit.
-                    for key in newer.pods.keys() {
+                    for key in self.desired().pods.keys() {
                         self.runner.enqueue(Key::Pod(key.clone()), Duration::ZERO);
                     }
                 }
@@ -137,6 +143,23 @@ impl Controller {
                 changed = metrics.changed() => if changed.is_err() { return },
             }
         }
+    }
+
+    /// Brings the desired index up to the applied state. In place when nobody else holds it;
+    /// else on a copy made outside the lock and swapped in, so that readers (every pod key)
+    /// never wait for a copy of 100,000 pods.
+    fn update_desired(&self) -> super::desired_index::Changed {
+        {
+            let mut index = self.desired.write().expect("desired lock");
+            if let Some(index) = Arc::get_mut(&mut index) {
+                return self.raft.state().read(|s| index.update(s));
+            }
+        }
+        // follow_state is the only writer: nothing changes the index between copy and swap.
+        let mut copy = (*self.desired()).clone();
+        let changed = self.raft.state().read(|s| copy.update(s));
+        *self.desired.write().expect("desired lock") = Arc::new(copy);
+        changed
     }
 
     /// Says when this member, still leader as far as openraft knows, loses its quorum (and so
@@ -193,7 +216,7 @@ impl Controller {
     async fn time_pass(&self, keys: usize) {
         let started = tokio::time::Instant::now();
         let give_up = started + self.config.resync;
-        while self.runner.busy_with(started) > 0 {
+        while self.runner.busy_with(started) {
             if tokio::time::Instant::now() > give_up {
                 return;
             }

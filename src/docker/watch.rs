@@ -141,6 +141,17 @@ impl PodIndex {
             .unwrap_or_default()
     }
 
+    /// The pods (`namespace/name`) seen on some host whose key starts with `prefix`.
+    pub fn pods_under(&self, prefix: &str) -> Vec<String> {
+        self.hosts
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
     fn set(&self, pod: &str, host: &str, present: bool) {
         let mut map = self.hosts.write().unwrap_or_else(PoisonError::into_inner);
         if present {

@@ -75,12 +75,10 @@ impl<K: Clone + Eq + Hash + Ord> Queue<K> {
         self.due.len()
     }
 
-    /// Keys waiting that were due at `at` or before (not those asked for later).
-    pub fn due_by(&self, at: Instant) -> usize {
-        self.order
-            .iter()
-            .take_while(|(due, _, _)| *due <= at)
-            .count()
+    /// Is a key waiting that was due at `at` or before (not one asked for later)? The earliest
+    /// comes first in `order`: O(1), as it is polled while a pass of 100,000 keys runs.
+    pub fn any_due_by(&self, at: Instant) -> bool {
+        self.order.first().is_some_and(|(due, _, _)| *due <= at)
     }
 }
 

@@ -67,11 +67,11 @@ impl<K: Clone + Eq + Hash + Ord + Send + Sync + std::fmt::Debug + 'static> Runne
         (q.waiting(), q.in_flight())
     }
 
-    /// Keys due by `at` still waiting or in flight: zero once everything asked for by then is
-    /// done (for timing a pass).
-    pub fn busy_with(&self, at: Instant) -> usize {
+    /// Keys due by `at` still waiting, or keys in flight: false once everything asked for by
+    /// then is done (for timing a pass).
+    pub fn busy_with(&self, at: Instant) -> bool {
         let q = self.lock();
-        q.due_by(at) + q.in_flight()
+        q.any_due_by(at) || q.in_flight() > 0
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue<K>> {

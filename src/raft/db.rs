@@ -143,9 +143,16 @@ impl Stores {
     }
 }
 
+/// The page cache redb keeps in memory. Its default is 1 GiB, and snapshots of a large state
+/// (tens of MiB each) and the log fill it: berth's RSS grew towards it at 100,000 replicas.
+/// The log is read back only by followers catching up and at start-up.
+const CACHE_BYTES: usize = 32 << 20;
+
 /// Opens the file and creates the tables, so readers never meet a missing table.
 fn open_database(path: &Path) -> Result<Database, StoreError> {
-    let db = Database::create(path)?;
+    let db = redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)?;
     let tx = db.begin_write()?;
     tx.open_table(LOGS)?;
     tx.open_table(META)?;

@@ -1,7 +1,10 @@
 //! From the committed state to the list of pod instances that should exist, each with its host
 //! and spec hash.
 
+use std::collections::HashMap;
+
 use super::types::DesiredPod;
+use crate::manifest::{PodTemplate, ReplicationController};
 use crate::raft::state::{object_key, ClusterState};
 
 pub use crate::manifest::spec_hash;
@@ -14,6 +17,65 @@ pub use crate::manifest::spec_hash;
 pub fn pods(state: &ClusterState) -> Vec<DesiredPod> {
     let commit = state.desired_commit.clone().unwrap_or_default();
     let mut out = Vec::new();
+    bare_pods(state, &commit, &mut out);
+    for rc in &state.desired.replication_controllers {
+        rc_pods(state, rc, &commit, &mut out);
+    }
+    out
+}
+
+/// The placed replicas of one RC of the desired state, pushed onto `out`.
+///
+/// The RC's own revision is hashed once and each revision's template looked up once, not per
+/// replica: this runs over every replica whenever the replicas change.
+pub fn rc_pods(
+    state: &ClusterState,
+    rc: &ReplicationController,
+    commit: &str,
+    out: &mut Vec<DesiredPod>,
+) {
+    let key = object_key(&rc.metadata.namespace, &rc.metadata.name);
+    let Some(replicas) = state.replicas.get(&key) else {
+        return;
+    };
+    let current = rc.template.revision();
+    let mut templates: HashMap<&str, Option<&PodTemplate>> = HashMap::new();
+    for replica in replicas {
+        if replica.node.is_empty() {
+            continue; // pending: no host fits it yet
+        }
+        let revision = if replica.revision.is_empty() {
+            &current
+        } else {
+            &replica.revision
+        };
+        let template = *templates.entry(revision.as_str()).or_insert_with(|| {
+            if *revision == current {
+                Some(&rc.template)
+            } else {
+                state.templates.get(&key)?.get(revision)
+            }
+        });
+        let Some(template) = template else {
+            // Not reachable through `apply`, which keeps every template a replica runs.
+            tracing::error!(rc = %key, replica = %replica.name, %revision, "no template for this revision; replica left alone");
+            continue;
+        };
+        out.push(DesiredPod {
+            namespace: rc.metadata.namespace.clone(),
+            name: replica.name.clone(),
+            owner: Some(rc.metadata.name.clone()),
+            node: replica.node.clone(),
+            labels: template.labels.clone(),
+            spec: template.spec.clone(),
+            spec_hash: revision.clone(),
+            commit: commit.to_string(),
+        });
+    }
+}
+
+/// The placed bare Pods of the desired state, pushed onto `out`.
+pub fn bare_pods(state: &ClusterState, commit: &str, out: &mut Vec<DesiredPod>) {
     for pod in &state.desired.pods {
         let key = object_key(&pod.metadata.namespace, &pod.metadata.name);
         let Some(node) = state.pod_nodes.get(&key) else {
@@ -27,37 +89,7 @@ pub fn pods(state: &ClusterState) -> Vec<DesiredPod> {
             labels: pod.metadata.labels.clone(),
             spec_hash: pod.revision(),
             spec: pod.spec.clone(),
-            commit: commit.clone(),
+            commit: commit.to_string(),
         });
     }
-    for rc in &state.desired.replication_controllers {
-        let key = object_key(&rc.metadata.namespace, &rc.metadata.name);
-        let current = rc.template.revision();
-        for replica in state.replicas.get(&key).into_iter().flatten() {
-            if replica.node.is_empty() {
-                continue; // pending: no host fits it yet
-            }
-            let revision = if replica.revision.is_empty() {
-                &current
-            } else {
-                &replica.revision
-            };
-            let Some(template) = state.template(&key, revision) else {
-                // Not reachable through `apply`, which keeps every template a replica runs.
-                tracing::error!(rc = %key, replica = %replica.name, %revision, "no template for this revision; replica left alone");
-                continue;
-            };
-            out.push(DesiredPod {
-                namespace: rc.metadata.namespace.clone(),
-                name: replica.name.clone(),
-                owner: Some(rc.metadata.name.clone()),
-                node: replica.node.clone(),
-                labels: template.labels.clone(),
-                spec: template.spec.clone(),
-                spec_hash: revision.clone(),
-                commit: commit.clone(),
-            });
-        }
-    }
-    out
 }

@@ -31,7 +31,8 @@ mod tests;
 pub use host::Host;
 pub use load::Load;
 pub use place::{
-    bind_pending, host_ports, new_replicas, pending, place_pods, Bindings, HostPort, PendingPod,
+    bind_pending, host_ports, new_replicas, pending, place_pods, replica_name_base, Bindings,
+    HostPort, PendingPod,
 };
 pub use reason::Reason;
 pub use resources::{demand, Resources, DEFAULT_CPU_MILLIS, DEFAULT_MEMORY_BYTES};

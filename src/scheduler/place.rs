@@ -192,6 +192,12 @@ pub fn pending(state: &ClusterState) -> Vec<(ObjectKey, PendingPod)> {
 
 /// `<rc>-<5 base-27 characters>`, like Kubernetes' generated names, cut so it stays a valid
 /// DNS-1123 subdomain.
+/// What every replica name of the RC named `rc` starts with: `<rc>-`, the name cut so that the
+/// whole name stays within 253 characters.
+pub fn replica_name_base(rc: &str) -> String {
+    format!("{}-", &rc[..rc.len().min(253 - 6)])
+}
+
 fn replica_name(rc: &str, seed: &str, key: &str, salt: u32) -> String {
     let digest = Sha256::digest(format!("{seed}/{key}/{salt}").as_bytes());
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";

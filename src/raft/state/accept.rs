@@ -155,6 +155,7 @@ impl ClusterState {
         true
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn change_replicas(
         &mut self,
         sha: &str,
@@ -163,12 +164,14 @@ impl ClusterState {
         retire: Vec<String>,
         at: Millis,
         based_on: Option<u64>,
+        batch: Option<u64>,
     ) -> bool {
         if self.desired_commit.as_deref() != Some(sha) || !self.rollouts.contains_key(rc) {
             return false;
         }
         if let Some(g) = based_on {
-            if !self.placement.fresh(g, add.iter().map(|r| r.node.as_str())) {
+            let hosts = add.iter().map(|r| r.node.as_str());
+            if !self.placement.fresh_within(g, batch, hosts) {
                 return false; // a host it chose took pods meanwhile: recomputed
             }
         }
@@ -207,13 +210,14 @@ impl ClusterState {
         replicas: BTreeMap<ObjectKey, Vec<(String, String)>>,
         pods: BTreeMap<ObjectKey, String>,
         based_on: u64,
+        batch: Option<u64>,
     ) -> bool {
         let hosts = replicas
             .values()
             .flatten()
             .map(|(_, n)| n.as_str())
             .chain(pods.values().map(String::as_str));
-        if !self.placement.fresh(based_on, hosts) {
+        if !self.placement.fresh_within(based_on, batch, hosts) {
             return false;
         }
         let desired_pods: BTreeSet<ObjectKey> = self

@@ -87,6 +87,12 @@ pub enum Command {
         pods: BTreeMap<ObjectKey, String>,
         based_on: u64,
     },
+    /// Placement decisions (`Replicas` and `Bind`) the leader computed one after another
+    /// against one accounting of the hosts, in one entry: one Raft commit for many RCs instead
+    /// of one each. Each is accepted or refused on its own as if proposed alone, except that
+    /// hosts the decisions before it in the batch chose do not make it stale (it was computed
+    /// knowing them). Other commands inside are refused.
+    Placements { decisions: Vec<Command> },
     /// The Services' cluster IPs and endpoints, as the leader computed them; replaces the
     /// table whole.
     Services { table: super::ServiceTable },

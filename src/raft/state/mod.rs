@@ -119,8 +119,12 @@ pub struct Recovery {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Response {
     /// False when the command was refused: it referred to a commit the state does not know, or
-    /// to one that is no longer desired (a stale proposal).
+    /// to one that is no longer desired (a stale proposal). For [`Command::Placements`], true
+    /// when every decision was accepted.
     pub ok: bool,
+    /// For [`Command::Placements`]: whether each decision was accepted, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub each: Vec<bool>,
 }
 
 impl ClusterState {
@@ -212,7 +216,7 @@ impl ClusterState {
                 replicas,
                 pods,
                 based_on,
-            } => self.bind(replicas, pods, based_on),
+            } => self.bind(replicas, pods, based_on, None),
             Command::Services { table } => {
                 self.services = table;
                 true
@@ -247,7 +251,12 @@ impl ClusterState {
                 retire,
                 at,
                 based_on,
-            } => self.change_replicas(&sha, &rc, add, retire, at, based_on),
+            } => self.change_replicas(&sha, &rc, add, retire, at, based_on, None),
+            Command::Placements { decisions } => {
+                let each = self.placements(decisions);
+                let ok = each.iter().all(|ok| *ok);
+                return Response { ok, each };
+            }
             Command::RolloutState { sha, rc, state, at } => {
                 self.rollout_state(&sha, &rc, state, at)
             }
@@ -303,7 +312,35 @@ impl ClusterState {
                 true
             }
         };
-        Response { ok }
+        Response {
+            ok,
+            each: Vec::new(),
+        }
+    }
+
+    /// Applies the decisions of a [`Command::Placements`] in order, each accepted or refused on
+    /// its own; the placements earlier in the batch do not make a later one stale.
+    fn placements(&mut self, decisions: Vec<Command>) -> Vec<bool> {
+        let start = Some(self.placement.generation);
+        decisions
+            .into_iter()
+            .map(|decision| match decision {
+                Command::Replicas {
+                    sha,
+                    rc,
+                    add,
+                    retire,
+                    at,
+                    based_on,
+                } => self.change_replicas(&sha, &rc, add, retire, at, based_on, start),
+                Command::Bind {
+                    replicas,
+                    pods,
+                    based_on,
+                } => self.bind(replicas, pods, based_on, start),
+                _ => false, // only placement decisions are batched
+            })
+            .collect()
     }
 }
 

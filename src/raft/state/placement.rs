@@ -38,8 +38,20 @@ impl PlacementClock {
     }
 
     /// Is a placement onto `hosts` computed at generation `based_on` still valid?
-    pub fn fresh<'a>(&self, based_on: u64, mut hosts: impl Iterator<Item = &'a str>) -> bool {
-        based_on >= self.replaced_at
-            && hosts.all(|h| self.hosts.get(h).is_none_or(|g| *g <= based_on))
+    pub fn fresh<'a>(&self, based_on: u64, hosts: impl Iterator<Item = &'a str>) -> bool {
+        self.fresh_within(based_on, None, hosts)
+    }
+
+    /// [`PlacementClock::fresh`], for a decision applied inside a batch of
+    /// [`super::Command::Placements`] that began at generation `batch`: the decisions before it
+    /// in the batch were computed together with it, so hosts they changed do not make it stale.
+    pub fn fresh_within<'a>(
+        &self,
+        based_on: u64,
+        batch: Option<u64>,
+        mut hosts: impl Iterator<Item = &'a str>,
+    ) -> bool {
+        let known = |g: u64| g <= based_on || batch.is_some_and(|start| g > start);
+        based_on >= self.replaced_at && hosts.all(|h| self.hosts.get(h).is_none_or(|g| known(*g)))
     }
 }

@@ -90,3 +90,36 @@ fn logs_and_states_from_before_placement_generations_still_read() {
     let back: ClusterState = serde_json::from_value(state).unwrap();
     assert_eq!(back.placement, PlacementClock::default());
 }
+
+#[test]
+fn decisions_batched_together_do_not_make_each_other_stale() {
+    let mut s = ClusterState::new();
+    let m = manifests(4, "1");
+    let rev = revision_of(&m);
+    accept(&mut s, "a", m, 1);
+    let g = s.placement.generation;
+    // Another decision took h2 after g, before the batch.
+    assert!(s.apply(add("web-0", "h2", &rev, Some(g))).ok);
+    let r = s.apply(Command::Placements {
+        decisions: vec![
+            add("web-1", "h1", &rev, Some(g)),
+            // h1 changed inside the batch: computed knowing it, so still valid.
+            add("web-2", "h1", &rev, Some(g)),
+            // h2 changed before the batch, after g: stale, refused alone.
+            add("web-3", "h2", &rev, Some(g)),
+            // Only placement decisions are batched.
+            Command::Converged {
+                sha: "a".into(),
+                at: 3,
+            },
+        ],
+    });
+    assert!(!r.ok);
+    assert_eq!(r.each, vec![true, true, false, false]);
+    let names: Vec<&str> = s.replicas["default/web"]
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names, ["web-0", "web-1", "web-2"]);
+    assert_eq!(s.placement.generation, g + 3);
+}
