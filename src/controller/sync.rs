@@ -4,7 +4,7 @@
 use crate::clock::now_millis;
 use crate::manifest::{load_and_check, SourceFile};
 use crate::raft::state::{object_key, Command, CommitRecord, DesiredChanges, Outcome};
-use crate::scheduler::{place_pods, Load};
+use crate::scheduler::{kept_pods, place_pods, Load};
 use crate::sync::{CommitId, CommitInfo, SyncError};
 
 use super::{Controller, ControllerError};
@@ -154,9 +154,17 @@ impl Controller {
                 // and formatting do not count).
                 // Hosts as the new commit's Node manifests describe them.
                 let hosts = self.scheduler_hosts(&desired.nodes);
+                // Until every host has been looked at once, new bare Pods stay pending (and
+                // are placed by the pending key as soon as it has), instead of all landing on
+                // the first hosts to answer.
+                let looked = self.hosts_looked_at();
                 let (unchanged, changes) = self.raft.state().read(|s| {
                     let mut load = Load::of(s, &hosts);
-                    let pod_nodes = place_pods(&desired, &s.pod_nodes, &mut load);
+                    let pod_nodes = if looked {
+                        place_pods(&desired, &s.pod_nodes, &mut load)
+                    } else {
+                        kept_pods(&desired, &s.pod_nodes, &load)
+                    };
                     // Replicas keep their names, hosts and revisions; a replica from before
                     // revisions were recorded runs the RC's template of now.
                     let mut replicas = s.replicas.clone();

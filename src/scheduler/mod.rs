@@ -31,8 +31,8 @@ mod tests;
 pub use host::Host;
 pub use load::Load;
 pub use place::{
-    bind_pending, host_ports, new_replicas, pending, place_pods, replica_name_base, Bindings,
-    HostPort, PendingPod,
+    bind_pending, host_ports, kept_pods, new_replicas, pending, place_pods, replica_name_base,
+    Bindings, HostPort, PendingPod,
 };
 pub use reason::Reason;
 pub use resources::{demand, Resources, DEFAULT_CPU_MILLIS, DEFAULT_MEMORY_BYTES};

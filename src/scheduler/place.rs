@@ -49,6 +49,26 @@ pub fn place_pods(
     out
 }
 
+/// The placements of `current` that still hold for `desired` (the pod is still desired and its
+/// host still configured), placing nothing new: new Pods stay pending. For a controller that
+/// has not yet looked at every host, which would otherwise put every new Pod on the first
+/// hosts to answer.
+pub fn kept_pods(
+    desired: &Manifests,
+    current: &BTreeMap<ObjectKey, String>,
+    load: &Load,
+) -> BTreeMap<ObjectKey, String> {
+    desired
+        .pods
+        .iter()
+        .filter_map(|pod| {
+            let key = object_key(&pod.metadata.namespace, &pod.metadata.name);
+            let node = current.get(&key).filter(|n| load.has_host(n))?.clone();
+            Some((key, node))
+        })
+        .collect()
+}
+
 /// `count` new replicas of the RC `rc` (`namespace/name`) running `w` at `revision`, named
 /// `<name>-<5 characters>` from `seed` (the commit sha) and never one of `taken`. Each goes
 /// where the scheduler says; one that fits nowhere gets an empty node (pending).
