@@ -31,6 +31,19 @@ const TEST_LABEL: &str = "io.berth.test";
 /// under another.
 static TURN: Mutex<()> = Mutex::const_new(());
 
+/// The same turn across processes: concurrent runs of the suite (`scripts/loaded-rounds`)
+/// share the system engine, and one run's holder container kept the other's removal of the
+/// image from succeeding. An exclusive lock on a file, released when the file is dropped.
+async fn engine_turn() -> Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("berth-tests-pause-image.lock"))?;
+    let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file)).await??;
+    Ok(file)
+}
+
 /// Removes this process's test containers, then the holder image, when dropped (even after a
 /// panic). Synchronous on purpose: drop cannot await.
 struct Cleanup;
@@ -141,6 +154,7 @@ async fn pid_of(docker: &Docker, id: &str) -> Result<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_callers_import_the_holder_image_once_and_it_is_tiny_and_local() -> Result<()> {
     let _turn = TURN.lock().await;
+    let _engine = engine_turn().await?;
     let _cleanup = Cleanup;
     let (host, docker) = system().await?;
     remove_pause_image(&docker).await?;
@@ -184,6 +198,7 @@ async fn racing_callers_import_the_holder_image_once_and_it_is_tiny_and_local() 
 async fn holder_keeps_a_network_namespace_others_join_and_stops_at_once_with_status_zero(
 ) -> Result<()> {
     let _turn = TURN.lock().await;
+    let _engine = engine_turn().await?;
     let _cleanup = Cleanup;
     let (host, docker) = system().await?;
     let image = host.ensure_pause_image().await?;
