@@ -40,7 +40,16 @@ async fn engine_turn() -> Result<std::fs::File> {
         .truncate(false)
         .write(true)
         .open(std::env::temp_dir().join("berth-tests-pause-image.lock"))?;
-    let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file)).await??;
+    // flock(2) through libc: `File::lock` is newer than the crate's MSRV.
+    let file = tokio::task::spawn_blocking(move || {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid descriptor owned by `file`, which outlives the call.
+        match unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } {
+            0 => Ok(file),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    })
+    .await??;
     Ok(file)
 }
 
