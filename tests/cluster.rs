@@ -16,7 +16,7 @@ use bollard::Docker;
 use futures_util::TryStreamExt;
 
 use support::apps::{containers, wait_running};
-use support::berth::{rc, rc_yaml, Berth, Repo};
+use support::berth::{bare_pod, rc, rc_yaml, Berth, Repo};
 use support::cluster::Cluster;
 use support::{start_engine, TEST_IMAGE};
 
@@ -369,22 +369,6 @@ async fn raft_requests_without_the_right_token_are_refused() -> Result<()> {
     let s = cluster.members[0].status().await?;
     assert!(s["leader"].is_u64(), "{s}");
     Ok(())
-}
-
-fn bare_pod(name: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-    image: {TEST_IMAGE}
-    command: [sleep, \"3600\"]
-"
-    )
 }
 
 /// Container ids of pod `pod` by cluster label.

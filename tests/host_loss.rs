@@ -18,27 +18,11 @@ use anyhow::{bail, ensure, Result};
 use serde_json::Value;
 
 use support::apps::containers;
-use support::berth::{rc, Berth, Repo};
-use support::{start_engines, Engine, TEST_IMAGE};
+use support::berth::{bare_pod, rc, Berth, Repo};
+use support::{start_engines, Engine};
 
 const GRACE: Duration = Duration::from_secs(2);
 const REPLICAS: usize = 6;
-
-fn bare_pod(name: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Pod
-metadata:
-  name: {name}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-    image: {TEST_IMAGE}
-    command: [sleep, \"3600\"]
-"
-    )
-}
 
 fn nodes(engines: &[Engine]) -> Vec<String> {
     engines

@@ -142,39 +142,40 @@ impl DesiredIndex {
                 .map(|r| object_key(&rc.metadata.namespace, &r.name))
                 .collect();
             *seen = (replicas.to_vec(), rollout.cloned());
-            let mut kept = BTreeSet::new();
-            for pod in pods {
-                let k = pod.key();
-                kept.insert(k.clone());
-                self.put(k, pod, &mut changed.pods);
-            }
-            for k in old.into_iter().filter(|k| !kept.contains(k)) {
-                if self.remove(&k) {
-                    changed.pods.push(k);
-                }
-            }
+            self.replace_group(old, pods, &mut changed.pods);
         }
         if self.from.pod_nodes != state.pod_nodes {
             let mut pods = Vec::new();
             desired::bare_pods(state, &commit, &mut pods);
             let old: Vec<String> = self.from.pod_nodes.keys().cloned().collect();
             self.from.pod_nodes = state.pod_nodes.clone();
-            let mut kept = BTreeSet::new();
-            for pod in pods {
-                let k = pod.key();
-                kept.insert(k.clone());
-                self.put(k, pod, &mut changed.pods);
-            }
-            for k in old.into_iter().filter(|k| !kept.contains(k)) {
-                if self.remove(&k) {
-                    changed.pods.push(k);
-                }
-            }
+            self.replace_group(old, pods, &mut changed.pods);
         }
         changed
     }
 
     /// Sets the desired instance of `key`, noting the key when the instance changed.
+    /// Puts `pods` in place of the group that held the keys `old` (one RC's pods, or the bare
+    /// Pods): keys of `old` not among `pods` are removed. Changed keys go to `changed`.
+    fn replace_group(
+        &mut self,
+        old: Vec<String>,
+        pods: Vec<DesiredPod>,
+        changed: &mut Vec<String>,
+    ) {
+        let mut kept = BTreeSet::new();
+        for pod in pods {
+            let k = pod.key();
+            kept.insert(k.clone());
+            self.put(k, pod, changed);
+        }
+        for k in old.into_iter().filter(|k| !kept.contains(k)) {
+            if self.remove(&k) {
+                changed.push(k);
+            }
+        }
+    }
+
     fn put(&mut self, key: String, pod: DesiredPod, changed: &mut Vec<String>) {
         let node = pod.node.clone();
         match self.pods.get_mut(&key) {

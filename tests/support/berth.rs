@@ -54,6 +54,23 @@ pub fn rc(name: &str, replicas: u32) -> String {
     rc_yaml(name, replicas, TEST_IMAGE, "1")
 }
 
+/// A bare Pod of `sleep` (grace 1 s).
+pub fn bare_pod(name: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {TEST_IMAGE}
+    command: [sleep, \"3600\"]
+"
+    )
+}
+
 /// What most end-to-end tests start from: a private engine, a repository with `files`
 /// committed, and berth serving it (not yet awaited: see `Berth::wait_converged`).
 pub struct Setup {
