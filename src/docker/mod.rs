@@ -50,4 +50,4 @@ pub use events::ContainerEvent;
 pub use host::{DockerHost, NodeInfo, REQUEST_TIMEOUT};
 pub use image::{registry_of, AuthFileError, PullSettings, RegistryAuth, DEFAULT_PULL_STALL};
 pub use pause::{pause_image, PAUSE_REPOSITORY};
-pub use watch::{HostCache, HostState, HostView, PodIndex, Readiness, Touched};
+pub use watch::{HostCache, HostState, HostView, PodHosts, PodIndex, Readiness, Touched};

@@ -26,6 +26,17 @@ const INSPECT_CONCURRENCY: usize = 8;
 impl DockerHost {
     /// Ids of all managed containers of the host, running or not, from one list call.
     pub async fn list_managed_ids(&self) -> Result<Vec<String>, DockerError> {
+        Ok(self
+            .list_managed_states()
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// (id, Docker's state word: `running`, `exited`, ...) of every managed container of the
+    /// host, from one list call.
+    pub async fn list_managed_states(&self) -> Result<Vec<(String, String)>, DockerError> {
         let docker = self.client().await?;
         let filters = HashMap::from([("label", vec![format!("{}=true", labels::MANAGED)])]);
         let options = ListContainersOptionsBuilder::new()
@@ -39,7 +50,10 @@ impl DockerHost {
         Ok(listed
             .iter()
             .filter(|s| is_managed(s))
-            .filter_map(|s| s.id.clone())
+            .filter_map(|s| {
+                let state = s.state.map(|st| st.to_string()).unwrap_or_default();
+                s.id.clone().map(|id| (id, state))
+            })
             .collect())
     }
 
@@ -47,6 +61,14 @@ impl DockerHost {
     /// list and its inspect is simply not there.
     pub async fn list_managed(&self) -> Result<Vec<ObservedContainer>, DockerError> {
         let ids = self.list_managed_ids().await?;
+        self.inspect_all(ids).await
+    }
+
+    /// The containers `ids`, inspected a few at a time; those gone meanwhile are left out.
+    pub async fn inspect_all(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<Vec<ObservedContainer>, DockerError> {
         let found: Vec<Option<ObservedContainer>> = stream::iter(ids)
             .map(|id| async move { self.inspect_managed(&id).await })
             .buffer_unordered(INSPECT_CONCURRENCY)

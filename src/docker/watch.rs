@@ -4,7 +4,8 @@
 //! Per host, one task: subscribe to the engine's container events, list and inspect every
 //! managed container (a full look), then follow events, inspecting each container an event is
 //! about; look in full again every resync period (hosts staggered) to repair anything an event
-//! stream missed. Each change to a pod's containers is reported once as [`Touched::Pod`], and a
+//! stream missed, inspecting then only the containers whose state changed (and every one on
+//! each tenth look). Each change to a pod's containers is reported once as [`Touched::Pod`], and a
 //! host going away or coming back as [`Touched::Host`]: triggers that say "look at this", never
 //! state. A host whose engine does not answer is `Unknown` (never "empty"); reconnecting backs
 //! off to [`retry_cap`], so a dead engine costs a call now and then, not a pass per second.
@@ -33,6 +34,9 @@ pub const MAX_RETRY: Duration = Duration::from_secs(30);
 pub fn retry_cap(grace: Duration) -> Duration {
     (grace / 4).clamp(Duration::from_secs(1), MAX_RETRY)
 }
+/// Every this many full looks at a host, one inspects every container, changed or not (see
+/// `HostCache::look`).
+const DEEP_LOOK_EVERY: u32 = 10;
 /// Docker events that can change what the planner sees. Others (`exec_*`, `attach`, `top`,
 /// `resize`, ...) are dropped before any work: health checks run `exec` every few seconds.
 const RELEVANT: [&str; 11] = [
@@ -87,7 +91,7 @@ pub struct HostView {
 }
 
 /// A host's readiness as placement and status see it (Kubernetes' node conditions).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum Readiness {
     /// Answered its last full look.
     Ready,
@@ -125,43 +129,91 @@ impl HostView {
 /// Which hosts hold containers of each pod (`namespace/name`), over all hosts: the work on one
 /// pod reads those hosts' views only, instead of every host's (5,000 hosts × 100,000 pods).
 /// Updated under the host's view lock, so it never lags the views it indexes.
+///
+/// Each pod also carries the generation of its last change on any host (a counter over the
+/// whole index): the engine compares it with the generation it last settled on, and a resync
+/// skips pods whose containers have not changed since (see `controller::settled`).
 #[derive(Debug, Default)]
 pub struct PodIndex {
-    hosts: RwLock<HashMap<String, BTreeSet<String>>>,
+    pods: RwLock<Pods>,
+}
+
+#[derive(Debug, Default)]
+struct Pods {
+    by_pod: HashMap<String, PodHosts>,
+    /// The last generation given out.
+    generation: u64,
+}
+
+/// Where one pod's containers are, and when that last changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodHosts {
+    /// Host names, sorted; nearly always one.
+    pub hosts: Vec<String>,
+    /// Raised on every change to the pod's containers on any host.
+    pub generation: u64,
 }
 
 impl PodIndex {
     /// The hosts where containers of `pod` were last seen.
     pub fn hosts_of(&self, pod: &str) -> Vec<String> {
-        self.hosts
+        self.get(pod).map(|p| p.hosts).unwrap_or_default()
+    }
+
+    /// Where `pod`'s containers are and their generation; `None` when no host holds any.
+    pub fn get(&self, pod: &str) -> Option<PodHosts> {
+        self.read(|p| p.get(pod).cloned())
+    }
+
+    /// The last generation given out: it moves on every change to any pod's containers.
+    pub fn generation(&self) -> u64 {
+        self.pods
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(pod)
-            .map(|h| h.iter().cloned().collect())
-            .unwrap_or_default()
+            .generation
+    }
+
+    /// Runs `f` on every pod's entry. The index is held meanwhile: keep `f` short and take
+    /// no other lock in it (watchers take a host's view, then this).
+    pub fn read<T>(&self, f: impl FnOnce(&HashMap<String, PodHosts>) -> T) -> T {
+        f(&self
+            .pods
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .by_pod)
     }
 
     /// The pods (`namespace/name`) seen on some host whose key starts with `prefix`.
     pub fn pods_under(&self, prefix: &str) -> Vec<String> {
-        self.hosts
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-            .filter(|k| k.starts_with(prefix))
-            .cloned()
-            .collect()
+        self.read(|p| {
+            p.keys()
+                .filter(|k| k.starts_with(prefix))
+                .cloned()
+                .collect()
+        })
     }
 
     fn set(&self, pod: &str, host: &str, present: bool) {
-        let mut map = self.hosts.write().unwrap_or_else(PoisonError::into_inner);
+        let mut pods = self.pods.write().unwrap_or_else(PoisonError::into_inner);
+        pods.generation += 1;
+        let generation = pods.generation;
         if present {
-            map.entry(pod.to_string())
-                .or_default()
-                .insert(host.to_string());
-        } else if let Some(hosts) = map.get_mut(pod) {
-            hosts.remove(host);
-            if hosts.is_empty() {
-                map.remove(pod);
+            let entry = pods
+                .by_pod
+                .entry(pod.to_string())
+                .or_insert_with(|| PodHosts {
+                    hosts: Vec::with_capacity(1),
+                    generation,
+                });
+            entry.generation = generation;
+            if let Err(at) = entry.hosts.binary_search_by(|h| h.as_str().cmp(host)) {
+                entry.hosts.insert(at, host.to_string());
+            }
+        } else if let Some(entry) = pods.by_pod.get_mut(pod) {
+            entry.generation = generation;
+            entry.hosts.retain(|h| h != host);
+            if entry.hosts.is_empty() {
+                pods.by_pod.remove(pod);
             }
         }
     }
@@ -253,13 +305,39 @@ impl HostCache {
         })
     }
 
-    /// A full look: list and inspect everything, replace the view, report what changed.
-    async fn look(&self, touched: &UnboundedSender<Touched>) -> Result<(), DockerError> {
-        let (listed, info) = tokio::join!(self.host.list_managed(), self.host.info());
+    /// A full look: list everything, inspect what is new or changed state (everything, on a
+    /// `deep` look), replace the view, report what changed.
+    ///
+    /// Events report every change; the list is what repairs one an event stream missed. A
+    /// container whose state word is the one cached is not inspected again: at 100,000
+    /// containers that is 5,000 inspects a second for nothing. What only an inspect shows
+    /// (a restart that left it running, its restart count) is refreshed by its event, and by
+    /// the next deep look at the latest.
+    async fn look(
+        &self,
+        touched: &UnboundedSender<Touched>,
+        deep: bool,
+    ) -> Result<(), DockerError> {
+        let (listed, info) = tokio::join!(self.host.list_managed_states(), self.host.info());
         let (listed, info) = (listed?, info?);
+        let (unchanged, to_inspect): (Vec<_>, Vec<_>) = self.read(|v| {
+            listed.into_iter().partition(|(id, state)| {
+                !deep && v.is_seen() && v.containers.get(id).is_some_and(|c| &c.state == state)
+            })
+        });
+        let inspected = self
+            .host
+            .inspect_all(to_inspect.into_iter().map(|(id, _)| id).collect())
+            .await?;
         let mut fresh: BTreeMap<String, ObservedContainer> =
-            listed.into_iter().map(|c| (c.id.clone(), c)).collect();
+            inspected.into_iter().map(|c| (c.id.clone(), c)).collect();
         let (pods, came_back) = self.write(|v| {
+            // Unchanged ones as the view has them now: an event may have refreshed one since.
+            for (id, _) in &unchanged {
+                if let Some(c) = v.containers.get(id) {
+                    fresh.entry(id.clone()).or_insert_with(|| c.clone());
+                }
+            }
             for (id, c) in fresh.iter_mut() {
                 if let Some(b) = v.containers.get(id) {
                     remember_exit(c, b);
@@ -338,6 +416,7 @@ impl HostCache {
         shutdown: CancellationToken,
     ) {
         let mut retry = Duration::from_secs(1).min(max_retry);
+        let mut looks: u32;
         loop {
             // Subscribe before looking, so nothing that happens during the look is missed.
             let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
@@ -351,9 +430,12 @@ impl HostCache {
                     }
                 }
             });
+            // The first look after (re)connecting inspects everything: events may have been
+            // missed while the stream was down.
+            looks = 0;
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => { forward.abort(); return; }
-                looked = self.look(&touched) => looked,
+                looked = self.look(&touched, true) => looked,
             };
             if let Err(e) = outcome {
                 forward.abort();
@@ -372,7 +454,8 @@ impl HostCache {
                     _ = shutdown.cancelled() => { forward.abort(); return; }
                     _ = tokio::time::sleep_until(next_look) => {
                         next_look = tokio::time::Instant::now() + resync;
-                        if let Err(e) = self.look(&touched).await {
+                        looks += 1;
+                        if let Err(e) = self.look(&touched, looks % DEEP_LOOK_EVERY == 0).await {
                             break crate::controller::error_chain(&e);
                         }
                     }
