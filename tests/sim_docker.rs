@@ -625,3 +625,62 @@ async fn berth_serve_converges_500_replicas_over_50_simulated_hosts_and_sees_one
     sim.shutdown().await;
     Ok(())
 }
+
+/// A resync with nothing changed works no pod in full: every pod settled on what it read, and
+/// the pass compares fingerprints (`last_pass.worked` counts the keys worked: the RC and the
+/// keys of pending pods and lost hosts; convergence, found in place, is not checked again). A container that disappears with no event is still found by its host's next
+/// full look and healed, and the pods settle again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_with_nothing_changed_works_no_pod_and_a_silent_loss_is_still_healed() -> Result<()>
+{
+    let (_dir, sim) = simulator(10).await?;
+    let repo = support::berth::Repo::new()?;
+    repo.write("apps/web.yaml", &support::berth::rc("web", 40));
+    let sha = repo.commit("40 replicas")?;
+    let data = tempfile::tempdir()?;
+    let nodes: Vec<String> = (0..10)
+        .map(|n| format!("{}={}", sim.host(n).name, sim.endpoint(n)))
+        .collect();
+    let mut berth =
+        support::berth::Berth::start_with(repo.path(), data.path(), &nodes, &["--resync", "1s"])
+            .await?;
+    berth.wait_converged(&sha).await?;
+    let settled = |s: &serde_json::Value| {
+        let pass = &s["last_pass"];
+        pass["keys"] == 43 && pass["worked"] == 3
+    };
+    let status = berth.wait_for("a pass that works no pod", settled).await?;
+    eprintln!("pass with nothing changed: {}", status["last_pass"]);
+
+    let running = || -> usize { sim.hosts().iter().map(|h| h.engine().running_count()).sum() };
+    assert_eq!(running(), 40);
+    let gone = sim
+        .host(3)
+        .engine()
+        .vanish_one()
+        .context("host 3 holds a replica")?;
+    assert_eq!(running(), 39);
+    eventually("the silently lost replica is back", || {
+        let back = running() == 40;
+        async move { Ok(back.then_some(())) }
+    })
+    .await?;
+    // Settled again: a later pass works no pod.
+    let after = berth.status().await?["last_pass"]["at"]
+        .as_u64()
+        .unwrap_or(0);
+    berth
+        .wait_for("the pods settle again", |s| {
+            settled(s) && s["last_pass"]["at"].as_u64().unwrap_or(0) > after
+        })
+        .await?;
+    assert!(
+        sim.hosts()
+            .iter()
+            .all(|h| h.engine().containers().all(|c| c.id != gone)),
+        "the vanished container stays gone"
+    );
+    berth.terminate().await?;
+    sim.shutdown().await;
+    Ok(())
+}

@@ -174,6 +174,12 @@ impl Controller {
         let Some((sha, stranded, total, specs, nodes)) = read else {
             return Next::Idle;
         };
+        let again = hosts.next_deadline;
+        // Nothing stranded (nearly always): said before the scheduler's view of every host is
+        // built.
+        if total == 0 {
+            return again.map_or(Next::Idle, Next::after);
+        }
         // Only hosts that answer now take replacements; a draining (unschedulable) one is
         // refused by the scheduler's own filter.
         let targets: Vec<Host> = self
@@ -184,10 +190,6 @@ impl Controller {
                 h
             })
             .collect();
-        let again = hosts.next_deadline;
-        if total == 0 {
-            return again.map_or(Next::Idle, Next::after);
-        }
         if !targets.iter().any(|h| h.ready && h.schedulable) || hosts.unseen {
             return Next::after(again.map_or(RETRY, |d| d.min(RETRY)));
         }

@@ -19,15 +19,22 @@ pub struct Live {
     /// The commit whose desired state the last convergence check found in place (reported as
     /// `in_sync`; `converged` is committed state).
     pub in_sync_on: Option<String>,
-    /// The last full pass (every key looked at, see `triggers::resync_loop`).
+    /// The last resync pass (see `triggers::resync_loop`).
     pub last_pass: Option<PassTiming>,
 }
 
-/// How long the engine took to look at every key once.
+/// How long a resync pass took: every key looked at, those whose inputs changed since they
+/// last settled worked in full (see `controller/settled.rs`).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct PassTiming {
+    /// Keys looked at: every pod desired or seen, every RC, and the global keys.
     pub keys: usize,
+    /// Of them, those worked in full.
+    pub worked: usize,
+    /// The whole pass, from its start until every key it asked for was done.
     pub millis: u64,
+    /// Of it, the time to tell which keys to work (the pods' fingerprints compared).
+    pub compare_millis: u64,
     pub at: Millis,
 }
 

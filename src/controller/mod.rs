@@ -31,6 +31,7 @@ mod rollouts;
 pub mod service_args;
 mod services;
 pub mod settings;
+mod settled;
 mod sync;
 mod triggers;
 
@@ -156,6 +157,8 @@ pub struct Controller {
     by_name: std::collections::HashMap<String, usize>,
     /// Hosts already reported `NotReady`.
     lost_hosts: Mutex<std::collections::BTreeSet<String>>,
+    /// What the last resync found all settled on (see `settled.rs`).
+    quiet: settled::Quiet,
 }
 
 impl Controller {
@@ -268,6 +271,7 @@ impl Controller {
             pod_index,
             by_name,
             lost_hosts: Mutex::default(),
+            quiet: settled::Quiet::default(),
         }))
     }
 
@@ -380,36 +384,30 @@ impl Controller {
 
     /// Every pod key desired or seen on a host.
     fn all_pod_keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self.desired().pods.keys().cloned().collect();
-        for cache in &self.hosts {
-            cache.read(|v| {
-                keys.extend(
-                    v.containers
-                        .values()
-                        .map(|c| format!("{}/{}", c.namespace, c.pod)),
-                )
-            });
-        }
-        keys.sort();
-        keys.dedup();
+        let index = self.desired();
+        let mut keys: Vec<String> = index.pods.keys().cloned().collect();
+        self.pod_index.read(|observed| {
+            keys.extend(
+                observed
+                    .keys()
+                    .filter(|k| !index.pods.contains_key(*k))
+                    .cloned(),
+            )
+        });
+        keys.sort_unstable();
         keys
     }
 
-    /// Asks the engine to look at everything; returns how many keys that is.
+    /// Asks the engine to look at everything, settled or not; returns how many keys that is.
     fn enqueue_all(&self) -> usize {
         let pods = self.all_pod_keys();
-        let rcs = self.desired().rcs.clone();
-        let keys = pods.len() + rcs.len() + 2;
+        let index = self.desired();
+        let keys = pods.len() + index.rcs.len() + 3;
         for key in pods {
             self.runner.enqueue(Key::Pod(key), Duration::ZERO);
         }
-        for rc in rcs {
-            self.runner.enqueue(Key::Rc(rc), Duration::ZERO);
-        }
-        self.runner.enqueue(Key::Converge, CONVERGE_DEBOUNCE);
-        self.runner.enqueue(Key::Pending, CONVERGE_DEBOUNCE);
-        self.runner.enqueue(Key::Hosts, Duration::ZERO);
-        keys + 1
+        self.enqueue_others(&index, true);
+        keys
     }
 
     /// The status of every pod instance known, by key.

@@ -231,6 +231,15 @@ impl Controller {
         if !self.hosts_looked_at() {
             return Next::after(FIRST_LOOK);
         }
+        // Nothing pending (nearly always): said before the placement accounting of every host
+        // and replica is built.
+        if self
+            .raft
+            .state()
+            .read(|s| crate::scheduler::pending(s).is_empty())
+        {
+            return Next::Idle;
+        }
         for _ in 0..ATTEMPTS {
             let nodes = self.raft.state().read(|s| s.desired.nodes.clone());
             let hosts = self.scheduler_hosts(&nodes);

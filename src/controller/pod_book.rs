@@ -33,6 +33,9 @@ pub struct PodEntry {
     /// Restarts berth made for failed liveness probes (Docker counts only its own).
     pub liveness_restarts: u32,
     pub status: PodStatus,
+    /// The fingerprint of the inputs its last work found nothing to do with, nothing to wait
+    /// for (see `settled.rs`); `None` while it has something to do.
+    pub settled: Option<u64>,
 }
 
 /// What the API shows of a pod instance, and what rollouts and convergence read.
@@ -71,7 +74,10 @@ pub struct PodBook {
 impl PodBook {
     pub fn with<T>(&self, key: &str, f: impl FnOnce(&mut PodEntry) -> T) -> T {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        f(entries.entry(key.to_string()).or_default())
+        match entries.get_mut(key) {
+            Some(e) => f(e),
+            None => f(entries.entry(key.to_string()).or_default()),
+        }
     }
 
     pub fn status(&self, key: &str) -> Option<PodStatus> {
@@ -79,10 +85,33 @@ impl PodBook {
         entries.get(key).map(|e| e.status.clone())
     }
 
-    /// Drops entries of pods neither wanted nor seen any more.
-    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+    /// Whether the pod's status says done (as wanted, nothing left to do).
+    pub fn is_done(&self, key: &str) -> bool {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.get(key).is_some_and(|e| e.status.done)
+    }
+
+    /// Of `prints` (key, fingerprint now), the keys that did not settle on that fingerprint.
+    pub fn unsettled<'a>(&self, prints: impl Iterator<Item = (&'a str, u64)>) -> Vec<String> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        prints
+            .filter(|(key, print)| entries.get(*key).and_then(|e| e.settled) != Some(*print))
+            .map(|(key, _)| key.to_string())
+            .collect()
+    }
+
+    /// The keys of the entries `pick` picks.
+    pub fn keys_where(&self, pick: impl Fn(&str) -> bool) -> Vec<String> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.keys().filter(|k| pick(k)).cloned().collect()
+    }
+
+    /// Drops the entries of `keys` (pods neither wanted nor seen any more).
+    pub fn remove(&self, keys: &[String]) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries.retain(|k, _| keep(k));
+        for k in keys {
+            entries.remove(k);
+        }
     }
 
     /// Forgets everything (this controller stopped leading).

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::pod_book::PodStatus;
 use super::pod_status::{self, Inputs};
-use super::{error_chain, Controller, Key};
+use super::{error_chain, settled, Controller, Key};
 use crate::clock::now_millis;
 use crate::docker::{DockerError, HostCache};
 use crate::engine::Next;
@@ -28,8 +28,14 @@ impl Controller {
         };
         let mut seen_owned: Vec<(String, ObservedContainer)> = Vec::new();
         let mut host_known = false;
+        self.quiet.pod_worked();
+        // Taken before anything is read: a change from here on brings the key back anyway.
+        let observed = self.pod_index.get(key);
+        let print = settled::fingerprint(desired.as_ref(), observed.as_ref(), |h| {
+            self.readiness_of(h)
+        });
         // Only the hosts that hold its containers, and its own: not every host.
-        let mut names = self.pod_index.hosts_of(key);
+        let mut names = observed.map(|o| o.hosts).unwrap_or_default();
         if let Some(d) = &desired {
             if !names.contains(&d.node) {
                 names.push(d.node.clone());
@@ -88,6 +94,7 @@ impl Controller {
             e.memory.images_ready = images_for.is_some() && e.images_for == images_for;
             e.memory.gate = gate;
             e.memory.restart = restarts;
+            e.settled = None;
             // Stops of containers that are gone are over.
             e.memory
                 .stopping
@@ -145,7 +152,13 @@ impl Controller {
             None => Next::Idle,
         };
         match decision {
-            Decision::Done => wait(None),
+            Decision::Done => {
+                let next = wait(None);
+                if next == Next::Idle {
+                    self.book.with(key, |e| e.settled = Some(print));
+                }
+                next
+            }
             Decision::Wait { until, .. } => wait(until),
             // A retired replica leaves its Services' endpoints, then drains, then stops.
             Decision::Act(Step::Stop { .. })

@@ -91,6 +91,9 @@ impl Controller {
             if now_applied != applied {
                 applied = now_applied;
                 let changed = self.update_desired();
+                if changed.everything || !changed.pods.is_empty() {
+                    self.quiet.desired_changed();
+                }
                 for key in changed.pods {
                     self.runner.enqueue(Key::Pod(key), Duration::ZERO);
                 }
@@ -203,30 +206,42 @@ impl Controller {
                 _ = tick.tick() => {}
             }
             if self.acting() {
-                let keys = self.enqueue_all();
-                self.time_pass(keys).await;
-                let keep: HashSet<String> = self.all_pod_keys().into_iter().collect();
-                self.book.retain(|k| keep.contains(k));
+                let started = tokio::time::Instant::now();
+                let asked = self.enqueue_unsettled();
+                self.time_pass(started, asked).await;
+                self.forget_gone_pods();
+                let _ = tokio::task::spawn_blocking(release_freed_memory).await;
             }
         }
     }
 
-    /// Waits until every key enqueued by a full look is done (a resync period at most), and
-    /// records how long that took: the cost of a pass with nothing to do, in steady state.
-    async fn time_pass(&self, keys: usize) {
-        let started = tokio::time::Instant::now();
+    /// Waits until every key a resync asked for is done (a resync period at most), and records
+    /// how long the pass took from its start: in steady state, the cost of a pass with nothing
+    /// to do.
+    async fn time_pass(&self, started: tokio::time::Instant, asked: super::settled::Asked) {
         let give_up = started + self.config.resync;
-        while self.runner.busy_with(started) {
+        let enqueued = tokio::time::Instant::now();
+        while self.runner.busy_with(enqueued) {
             if tokio::time::Instant::now() > give_up {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let millis = started.elapsed().as_millis() as u64;
-        tracing::debug!(keys, millis, "full pass");
-        self.live.write().expect("live lock").last_pass = Some(super::live::PassTiming {
-            keys,
+        let compare_millis = enqueued.duration_since(started).as_millis() as u64;
+        tracing::debug!(
+            pods = asked.pods,
+            unsettled = asked.unsettled,
+            others = asked.others,
             millis,
+            compare_millis,
+            "resync pass"
+        );
+        self.live.write().expect("live lock").last_pass = Some(super::live::PassTiming {
+            keys: asked.pods + asked.others,
+            worked: asked.unsettled + asked.others,
+            millis,
+            compare_millis,
             at: crate::clock::now_millis(),
         });
     }
@@ -272,5 +287,19 @@ impl Controller {
                 self.flush_progress().await;
             }
         }
+    }
+}
+
+/// Hands memory freed since the last pass back to the system. glibc keeps the freed pages of its
+/// arenas mapped: after a burst (a first look at thousands of hosts opens thousands of
+/// connections at once, a new commit copies the desired index) the process would go on holding
+/// its peak. Trimming after each resync pass costs milliseconds and keeps the resident size
+/// near what is live.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks and madvises glibc's own free lists; it takes the arena
+    // locks itself and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

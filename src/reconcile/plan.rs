@@ -333,7 +333,7 @@ fn should_run(policy: RestartPolicy, c: &ObservedContainer) -> bool {
 /// Is this pod instance where its spec wants it? Every container exists with the pod's spec
 /// hash and runs, or has completed (exit 0) under `restartPolicy: Never` or `OnFailure`, which
 /// will not start it again. One half of the definition of "converged" (see the controller).
-pub fn pod_done(pod: &DesiredPod, seen: &[ObservedContainer]) -> bool {
+pub fn pod_done(pod: &DesiredPod, seen: &[&ObservedContainer]) -> bool {
     pod.spec.containers.iter().all(|want| {
         seen.iter().any(|c| {
             c.namespace == pod.namespace

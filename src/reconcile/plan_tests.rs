@@ -406,13 +406,13 @@ fn a_completed_never_pod_is_done_and_a_failed_one_is_not() {
     let mut desired = pod("job-1", "h");
     desired.spec.restart_policy = RestartPolicy::Never;
     let c = exited(seen("job-1", "main", "h", "id1"), 0);
-    assert!(pod_done(&desired, std::slice::from_ref(&c)));
+    assert!(pod_done(&desired, &[&c]));
     assert_eq!(
         decide(Some(&desired), std::slice::from_ref(&c), &ready()),
         Decision::Done
     );
     let failed = exited(seen("job-1", "main", "h", "id1"), 1);
-    assert!(!pod_done(&desired, std::slice::from_ref(&failed)));
+    assert!(!pod_done(&desired, &[&failed]));
     desired.spec.restart_policy = RestartPolicy::Always;
-    assert!(!pod_done(&desired, &[c]), "an Always pod must run");
+    assert!(!pod_done(&desired, &[&c]), "an Always pod must run");
 }

@@ -152,6 +152,15 @@ impl Engine {
         self.containers.values()
     }
 
+    /// Takes a container away without a word: no event, as if the stream had lost it. For
+    /// tests of what catches a change no event reported. Returns its id, if there was one.
+    #[allow(dead_code)] // tests/sim_docker.rs uses it; the example binary does not
+    pub fn vanish_one(&mut self) -> Option<String> {
+        let id = self.containers.keys().next()?.clone();
+        self.containers.remove(&id);
+        Some(id)
+    }
+
     pub fn container_count(&self) -> usize {
         self.containers.len()
     }
