@@ -36,10 +36,15 @@ async fn a_force_push_is_followed_and_recorded() -> Result<()> {
     let second = repo.commit("web: 2")?;
     berth.wait_converged(&second).await?;
 
-    // Rewrite history: the branch now leads from `first` to `third`, without `second`.
-    git(repo.path(), &["reset", "-q", "--hard", &first])?;
+    // Rewrite history: the branch now leads from `first` to `third`, without `second`. The
+    // new commit is made on a detached HEAD and the branch moved to it in one step, as a
+    // force push does: a `reset` of the branch first would let berth's watch see the branch
+    // back at `first` (an ancestor, nothing to record) and then `third` as a plain child.
+    git(repo.path(), &["checkout", "-q", "--detach", &first])?;
     repo.write("web.yaml", &rc("web", 3, TEST_IMAGE));
     let third = repo.commit("web: 3, rewritten")?;
+    git(repo.path(), &["branch", "-q", "-f", "main", &third])?;
+    git(repo.path(), &["checkout", "-q", "main"])?;
     berth.wait_converged(&third).await?;
     let record = berth.get(&format!("/api/v1/commits/{third}")).await?;
     assert_eq!(record["forced"], true, "{record}");

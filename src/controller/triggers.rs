@@ -200,6 +200,7 @@ impl Controller {
     pub(super) async fn resync_loop(self: Arc<Self>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(self.config.resync);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_trim = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -210,7 +211,10 @@ impl Controller {
                 let asked = self.enqueue_unsettled();
                 self.time_pass(started, asked).await;
                 self.forget_gone_pods();
-                let _ = tokio::task::spawn_blocking(release_freed_memory).await;
+                if last_trim.elapsed() >= TRIM_EVERY {
+                    last_trim = tokio::time::Instant::now();
+                    let _ = tokio::task::spawn_blocking(release_freed_memory).await;
+                }
             }
         }
     }
@@ -290,11 +294,14 @@ impl Controller {
     }
 }
 
+/// Freed memory is handed back at most this often (after a resync pass).
+const TRIM_EVERY: Duration = Duration::from_secs(60);
+
 /// Hands memory freed since the last pass back to the system. glibc keeps the freed pages of its
 /// arenas mapped: after a burst (a first look at thousands of hosts opens thousands of
 /// connections at once, a new commit copies the desired index) the process would go on holding
-/// its peak. Trimming after each resync pass costs milliseconds and keeps the resident size
-/// near what is live.
+/// its peak. Trimming after a resync pass, once a minute at most, costs milliseconds and keeps
+/// the resident size near what is live.
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks and madvises glibc's own free lists; it takes the arena

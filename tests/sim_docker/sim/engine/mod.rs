@@ -157,7 +157,9 @@ impl Engine {
     #[allow(dead_code)] // tests/sim_docker.rs uses it; the example binary does not
     pub fn vanish_one(&mut self) -> Option<String> {
         let id = self.containers.keys().next()?.clone();
-        self.containers.remove(&id);
+        let c = self.containers.remove(&id)?;
+        self.names.remove(&c.name);
+        self.execs.forget_container(&id);
         Some(id)
     }
 
