@@ -74,7 +74,11 @@ impl Controller {
                     s.last_converged.clone(),
                     bare,
                     // Pods and replicas no host fits yet: not done, whatever the hosts run.
-                    crate::scheduler::pending(s).len(),
+                    // And pods placed since the index was last brought up to date: the index
+                    // follows the applied state a moment behind (see `follow_state`), and a
+                    // pod missing from it would be "done" by default.
+                    crate::scheduler::pending(s).len()
+                        + usize::from(s.placement.generation != index.placed_at),
                 ))
             })
         else {

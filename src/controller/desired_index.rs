@@ -23,6 +23,9 @@ pub struct DesiredIndex {
     pub rcs: BTreeSet<String>,
     /// Those of them whose rollouts use the `Recreate` strategy (a gate for their pods).
     pub recreate: BTreeSet<String>,
+    /// The placement generation of the state it was last brought up to: a reader comparing
+    /// it with the state's knows whether the index has caught up with the latest placements.
+    pub placed_at: u64,
     /// The keys of `pods` by host: a host going away or coming back touches its pods without
     /// a scan of every pod (5,000 hosts × 100,000 pods).
     by_node: HashMap<String, BTreeSet<String>>,
@@ -88,6 +91,7 @@ impl DesiredIndex {
                 pod_nodes: state.pod_nodes.clone(),
             },
             by_node: HashMap::new(),
+            placed_at: state.placement.generation,
         };
         for (key, pod) in &index.pods {
             index
@@ -144,6 +148,7 @@ impl DesiredIndex {
             *seen = (replicas.to_vec(), rollout.cloned());
             self.replace_group(old, pods, &mut changed.pods);
         }
+        self.placed_at = state.placement.generation;
         if self.from.pod_nodes != state.pod_nodes {
             let mut pods = Vec::new();
             desired::bare_pods(state, &commit, &mut pods);
@@ -316,6 +321,7 @@ mod tests {
             assert!(same_instance(p, &index.pods[k]), "{k}");
         }
         assert_eq!(index.rcs, fresh.rcs);
+        assert_eq!(index.placed_at, state.placement.generation, "caught up");
         for node in ["h1", "h2"] {
             let mut a: Vec<_> = index.on_node(node).collect();
             let mut b: Vec<_> = fresh
