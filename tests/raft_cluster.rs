@@ -436,6 +436,9 @@ async fn acknowledged_entries_survive_kill_9_of_the_leader_then_of_everyone() {
 
     let cluster = Cluster::reopen(root, &addrs).await;
     let leader = cluster.agreed_leader(&[1, 2, 3]).await;
+    // The new leader's read of its history must not lag what a follower already applied: wait
+    // until all three hold and applied the same log (the leader's first entry included).
+    cluster.settled(&[1, 2, 3]).await;
     let expected = history(cluster.node(leader));
     for id in [1, 2, 3] {
         cluster.caught_up(id, &expected).await;
