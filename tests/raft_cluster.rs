@@ -116,10 +116,11 @@ async fn a_follower_behind_by_megabytes_catches_up_in_batches_that_fit_a_heartbe
     let leader = cluster.agreed_leader(&[1, 2, 3]).await;
     let follower = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
     cluster.stop(follower).await;
-    // Ten commands of about 1 MB: together far more than one AppendEntries may carry within
-    // a heartbeat (without the cap of `MAX_APPEND_BYTES` the follower never catches up).
-    for b in 0..10 {
-        let commits = (0..250)
+    // Forty commands of about 250 KB, 10 MB in all: far more than one AppendEntries may carry
+    // within a heartbeat (without the cap of `MAX_APPEND_BYTES` openraft sends them all at once
+    // and the follower never catches up).
+    for b in 0..40 {
+        let commits = (0..62)
             .map(|i| {
                 berth::raft::state::CommitRecord::pending(
                     format!("big{b}-{i}"),
