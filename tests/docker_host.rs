@@ -56,14 +56,15 @@ fn pod(test: &str, name: &str, containers: Vec<Container>) -> DesiredPod {
         name: name.into(),
         owner: Some("owner-rc".into()),
         node: "system".into(),
-        labels: [("app".to_string(), name.to_string())].into(),
+        labels: std::sync::Arc::new([("app".to_string(), name.to_string())].into()),
         spec: PodSpec {
             containers,
             volumes: vec![],
             restart_policy: RestartPolicy::Never,
             node_selector: Default::default(),
             termination_grace_period_seconds: 1,
-        },
+        }
+        .into(),
         spec_hash: "hash-1".into(),
         commit: "commit-1".into(),
     }
@@ -172,7 +173,7 @@ async fn pod_containers_share_network_namespace_and_empty_dir() -> Result<()> {
         protocol: Protocol::Tcp,
     }];
     let mut p = pod("share", "duo", vec![web, fetch]);
-    p.spec.volumes = vec![Volume {
+    std::sync::Arc::make_mut(&mut p.spec).volumes = vec![Volume {
         name: "shared".into(),
         source: VolumeSource::EmptyDir,
     }];
@@ -387,7 +388,8 @@ async fn list_managed_never_lists_an_unlabelled_container() -> Result<()> {
 
     // Nor does create_pod take over an unmanaged container under a berth name.
     let mut squatter = p.clone();
-    squatter.spec.containers = vec![sh("intruder", "exec sleep 300")];
+    std::sync::Arc::make_mut(&mut squatter.spec).containers =
+        vec![sh("intruder", "exec sleep 300")];
     let err = host.create_pod(&squatter, &[], 1).await.unwrap_err();
     assert!(matches!(err, DockerError::NameTaken { .. }), "{err}");
     host.remove_containers(&ids).await?;
@@ -469,7 +471,7 @@ async fn host_path_is_bind_mounted_and_read_only_is_honoured() -> Result<()> {
     let mut c = sh("app", "exec sleep 300");
     c.volume_mounts = vec![mount("conf", "/conf", true)];
     let mut p = pod("hostpath", "reader", vec![c]);
-    p.spec.volumes = vec![Volume {
+    std::sync::Arc::make_mut(&mut p.spec).volumes = vec![Volume {
         name: "conf".into(),
         source: VolumeSource::HostPath {
             path: dir.path().to_string_lossy().into_owned(),

@@ -444,7 +444,7 @@ fn pod(name: &str, containers: &[&str]) -> DesiredPod {
         name: name.into(),
         owner: Some("web".into()),
         node: "host-0000".into(),
-        labels: [("app".to_string(), "web".to_string())].into(),
+        labels: std::sync::Arc::new([("app".to_string(), "web".to_string())].into()),
         spec: PodSpec {
             containers: containers
                 .iter()
@@ -457,7 +457,8 @@ fn pod(name: &str, containers: &[&str]) -> DesiredPod {
             restart_policy: RestartPolicy::Always,
             node_selector: Default::default(),
             termination_grace_period_seconds: 1,
-        },
+        }
+        .into(),
         spec_hash: "hash-1".into(),
         commit: "commit-1".into(),
     }

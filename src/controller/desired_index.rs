@@ -8,6 +8,7 @@
 //! commit, or placements replaced wholesale, rebuild everything.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::raft::state::{object_key, ClusterState, Replica, Rollout};
 use crate::reconcile::{desired, DesiredPod};
@@ -17,8 +18,9 @@ use crate::rollout::{Kind, Strategy};
 pub struct DesiredIndex {
     /// The desired commit this index was built from.
     pub commit: Option<String>,
-    /// Every desired pod instance by `namespace/name`.
-    pub pods: HashMap<String, DesiredPod>,
+    /// Every desired pod instance by `namespace/name`. Shared, so that copying the index (see
+    /// `follow_state`) and handing a pod to its work copy no pod.
+    pub pods: HashMap<String, Arc<DesiredPod>>,
     /// RCs (`namespace/name`) of the desired state.
     pub rcs: BTreeSet<String>,
     /// Those of them whose rollouts use the `Recreate` strategy (a gate for their pods).
@@ -61,7 +63,7 @@ impl DesiredIndex {
             commit: state.desired_commit.clone(),
             pods: desired::pods(state)
                 .into_iter()
-                .map(|p| (p.key(), p))
+                .map(|p| (p.key(), Arc::new(p)))
                 .collect(),
             rcs: state
                 .desired
@@ -183,6 +185,7 @@ impl DesiredIndex {
 
     fn put(&mut self, key: String, pod: DesiredPod, changed: &mut Vec<String>) {
         let node = pod.node.clone();
+        let pod = Arc::new(pod);
         match self.pods.get_mut(&key) {
             Some(old) if same_instance(old, &pod) => *old = pod,
             Some(old) => {

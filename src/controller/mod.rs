@@ -208,6 +208,7 @@ impl Controller {
             Err(e) => return Err(e.into()),
         }
         let pod_index: Arc<PodIndex> = Arc::default();
+        let inspecting = crate::docker::watch::inspect_permits();
         let hosts = config
             .nodes
             .iter()
@@ -218,6 +219,7 @@ impl Controller {
                             h.for_cluster(&config.cluster.cluster_name)
                                 .advertised_at(n.advertise.clone()),
                             pod_index.clone(),
+                            inspecting.clone(),
                         )
                     },
                 )
@@ -371,9 +373,9 @@ impl Controller {
         self.desired.read().expect("desired lock").clone()
     }
 
-    /// The desired instance of the pod `key`, if any. A copy: holding the index across a step
-    /// would make the next applied entry copy all of it (see `follow_state`).
-    fn desired_pod(&self, key: &str) -> Option<reconcile::DesiredPod> {
+    /// The desired instance of the pod `key`, if any. Its own handle: holding the index across
+    /// a step would make the next applied entry copy all of it (see `follow_state`).
+    fn desired_pod(&self, key: &str) -> Option<Arc<reconcile::DesiredPod>> {
         self.desired
             .read()
             .expect("desired lock")

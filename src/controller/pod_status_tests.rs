@@ -16,7 +16,8 @@ fn pod() -> DesiredPod {
             restart_policy: RestartPolicy::Always,
             node_selector: Default::default(),
             termination_grace_period_seconds: 7,
-        },
+        }
+        .into(),
         spec_hash: "h".into(),
         commit: "c".into(),
     }
@@ -142,7 +143,7 @@ fn a_container_docker_keeps_restarting_is_crash_looping_with_its_count() {
 #[test]
 fn a_completed_never_pod_is_succeeded_and_done() {
     let mut p = pod();
-    p.spec.restart_policy = RestartPolicy::Never;
+    std::sync::Arc::make_mut(&mut p.spec).restart_policy = RestartPolicy::Never;
     let mut c = running();
     c.running = false;
     c.state = "exited".into();

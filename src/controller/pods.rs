@@ -31,7 +31,7 @@ impl Controller {
         self.quiet.pod_worked();
         // Taken before anything is read: a change from here on brings the key back anyway.
         let observed = self.pod_index.get(key);
-        let print = settled::fingerprint(desired.as_ref(), observed.as_ref(), |h| {
+        let print = settled::fingerprint(desired.as_deref(), observed.as_ref(), |h| {
             self.readiness_of(h)
         });
         // Only the hosts that hold its containers, and its own: not every host.
@@ -48,7 +48,7 @@ impl Controller {
                 if !v.is_seen() {
                     return;
                 }
-                host_known |= desired.as_ref().is_some_and(|d| d.node == host);
+                host_known |= desired.as_deref().is_some_and(|d| d.node == host);
                 seen_owned.extend(
                     v.pod(namespace, name)
                         .into_iter()
@@ -75,7 +75,7 @@ impl Controller {
         let mut restarts: Vec<(String, String)> = Vec::new();
         match (
             &desired,
-            self.cache(desired.as_ref().map_or("", |d| &d.node)),
+            self.cache(desired.as_deref().map_or("", |d| &d.node)),
         ) {
             (Some(d), Some(cache)) if host_known => {
                 self.probes.sync(d, &current, cache.host());
@@ -102,7 +102,7 @@ impl Controller {
             (e.memory.clone(), e.clone())
         });
         let decision = plan_pod(&PodInputs {
-            desired: desired.as_ref(),
+            desired: desired.as_deref(),
             desired_host_known: host_known,
             seen: &seen,
             memory: &memory,
@@ -126,14 +126,14 @@ impl Controller {
             .find(|o| !o.ok)
             .and_then(|o| o.last_failure);
         let host_lost = !host_known
-            && desired.as_ref().is_some_and(|d| {
+            && desired.as_deref().is_some_and(|d| {
                 self.cache(&d.node).is_none_or(|c| {
                     c.read(|v| v.readiness(now, self.config.node_grace))
                         == crate::docker::Readiness::NotReady
                 })
             });
         let status = pod_status::derive(&Inputs {
-            desired: desired.as_ref(),
+            desired: desired.as_deref(),
             host_known,
             host_lost,
             current: &current,
@@ -146,7 +146,7 @@ impl Controller {
             now,
             previous: &entry.status,
         });
-        self.set_status(key, desired.as_ref(), status);
+        self.set_status(key, desired.as_deref(), status);
         let wait = |until: Option<Millis>| match until.into_iter().chain(liveness_wait).min() {
             Some(t) => Next::after(Duration::from_millis(t.saturating_sub(now))),
             None => Next::Idle,
@@ -173,7 +173,7 @@ impl Controller {
             {
                 Next::after(self.discovery_wait(&pod.namespace).unwrap_or_default())
             }
-            Decision::Act(step) => self.execute(key, desired.as_ref(), step, now).await,
+            Decision::Act(step) => self.execute(key, desired.as_deref(), step, now).await,
         }
     }
 

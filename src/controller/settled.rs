@@ -142,7 +142,7 @@ impl Controller {
                 prints.push((
                     key.as_str(),
                     None,
-                    fingerprint(Some(pod), observed.get(key), ready),
+                    fingerprint(Some(&**pod), observed.get(key), ready),
                 ));
             }
             for (key, o) in observed {
@@ -227,7 +227,8 @@ mod tests {
                 restart_policy: crate::manifest::RestartPolicy::Always,
                 node_selector: Default::default(),
                 termination_grace_period_seconds: 7,
-            },
+            }
+            .into(),
             spec_hash: hash.into(),
             commit: "c1".into(),
         }

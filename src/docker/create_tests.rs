@@ -12,14 +12,15 @@ fn pod(containers: Vec<Container>) -> DesiredPod {
         name: "web-x7k2q".into(),
         owner: Some("web".into()),
         node: "local".into(),
-        labels: [("app".to_string(), "web".to_string())].into(),
+        labels: std::sync::Arc::new([("app".to_string(), "web".to_string())].into()),
         spec: PodSpec {
             containers,
             volumes: vec![],
             restart_policy: RestartPolicy::Always,
             node_selector: Default::default(),
             termination_grace_period_seconds: 7,
-        },
+        }
+        .into(),
         spec_hash: "h1".into(),
         commit: "c0ffee".into(),
     }
@@ -61,7 +62,7 @@ fn names_follow_berth_namespace_pod_container() {
 #[test]
 fn labels_carry_ownership_and_the_pods_own_labels_but_cannot_forge_berths() {
     let mut p = pod(vec![container("app"), container("side")]);
-    p.labels.insert(labels::MANAGED.into(), "false".into());
+    std::sync::Arc::make_mut(&mut p.labels).insert(labels::MANAGED.into(), "false".into());
     let id = Identity {
         cluster: "staging".into(),
         term: 7,
@@ -227,7 +228,7 @@ fn empty_dirs_are_named_labelled_volumes_and_host_paths_bind_mounts() {
         },
     ];
     let mut p = pod(vec![c]);
-    p.spec.volumes = vec![
+    std::sync::Arc::make_mut(&mut p.spec).volumes = vec![
         Volume {
             name: "cache".into(),
             source: VolumeSource::EmptyDir,
@@ -267,7 +268,7 @@ fn empty_dirs_are_named_labelled_volumes_and_host_paths_bind_mounts() {
     assert_eq!(mounts[1].target.as_deref(), Some("/host-etc"));
     assert_eq!(mounts[1].read_only, Some(true));
 
-    p.spec.volumes.clear();
+    std::sync::Arc::make_mut(&mut p.spec).volumes.clear();
     let err = container_body(&p, 0, None, &[], &Identity::default()).unwrap_err();
     assert!(err.to_string().contains("unknown volume 'cache'"), "{err}");
 }

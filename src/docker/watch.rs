@@ -10,15 +10,19 @@
 //! state. A host whose engine does not answer is `Unknown` (never "empty"); reconnecting backs
 //! off to [`retry_cap`], so a dead engine costs a call now and then, not a pass per second.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::future::Future;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::error::DockerError;
+use super::events::ContainerEvent;
 use super::host::{DockerHost, NodeInfo};
 use crate::clock::now_millis;
 use crate::raft::state::Millis;
@@ -37,6 +41,10 @@ pub fn retry_cap(grace: Duration) -> Duration {
 /// Every this many full looks at a host, one inspects every container, changed or not (see
 /// `HostCache::look`).
 const DEEP_LOOK_EVERY: u32 = 10;
+/// Hosts whose containers are being inspected at once, over all hosts. At start-up every host
+/// is looked at in full together: 5,000 hosts with 8 inspect connections each made the peak of
+/// berth's memory. A host that does not answer fails its list first and holds no permit.
+pub const INSPECTING_HOSTS: usize = 64;
 /// Docker events that can change what the planner sees. Others (`exec_*`, `attach`, `top`,
 /// `resize`, ...) are dropped before any work: health checks run `exec` every few seconds.
 const RELEVANT: [&str; 11] = [
@@ -226,18 +234,26 @@ pub struct HostCache {
     host: DockerHost,
     view: Arc<RwLock<HostView>>,
     index: Arc<PodIndex>,
+    /// Shared by every host's cache: see [`INSPECTING_HOSTS`].
+    inspecting: Arc<Semaphore>,
 }
 
 impl HostCache {
     pub fn new(host: DockerHost) -> HostCache {
-        HostCache::indexed(host, Arc::default())
+        HostCache::indexed(host, Arc::default(), inspect_permits())
     }
 
-    /// A cache that keeps `index` (shared by every host's cache) current.
-    pub fn indexed(host: DockerHost, index: Arc<PodIndex>) -> HostCache {
+    /// A cache that keeps `index` current and takes a permit of `inspecting` to inspect, both
+    /// shared by every host's cache (see [`inspect_permits`]).
+    pub fn indexed(
+        host: DockerHost,
+        index: Arc<PodIndex>,
+        inspecting: Arc<Semaphore>,
+    ) -> HostCache {
         HostCache {
             host,
             index,
+            inspecting,
             view: Arc::new(RwLock::new(HostView {
                 state: HostState::Unseen,
                 containers: BTreeMap::new(),
@@ -325,10 +341,14 @@ impl HostCache {
                 !deep && v.is_seen() && v.containers.get(id).is_some_and(|c| &c.state == state)
             })
         });
-        let inspected = self
-            .host
-            .inspect_all(to_inspect.into_iter().map(|(id, _)| id).collect())
-            .await?;
+        let inspected = if to_inspect.is_empty() {
+            Vec::new()
+        } else {
+            let _permit = self.inspecting.acquire().await;
+            self.host
+                .inspect_all(to_inspect.into_iter().map(|(id, _)| id).collect())
+                .await?
+        };
         let mut fresh: BTreeMap<String, ObservedContainer> =
             inspected.into_iter().map(|c| (c.id.clone(), c)).collect();
         let (pods, came_back) = self.write(|v| {
@@ -419,26 +439,15 @@ impl HostCache {
         let mut looks: u32;
         loop {
             // Subscribe before looking, so nothing that happens during the look is missed.
-            let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-            let stream = self.host.events();
-            let forward = tokio::spawn(async move {
-                let mut stream = stream;
-                while let Some(ev) = stream.next().await {
-                    let failed = ev.is_err();
-                    if tx.send(ev).is_err() || failed {
-                        return;
-                    }
-                }
-            });
+            let mut events = Events::new(self.host.events());
             // The first look after (re)connecting inspects everything: events may have been
             // missed while the stream was down.
             looks = 0;
             let outcome = tokio::select! {
-                _ = shutdown.cancelled() => { forward.abort(); return; }
-                looked = self.look(&touched, true) => looked,
+                _ = shutdown.cancelled() => return,
+                looked = events.meanwhile(self.look(&touched, true)) => looked,
             };
             if let Err(e) = outcome {
-                forward.abort();
                 self.lost(crate::controller::error_chain(&e), &touched);
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -451,17 +460,18 @@ impl HostCache {
             let mut next_look = connected + resync + offset;
             let reason = loop {
                 tokio::select! {
-                    _ = shutdown.cancelled() => { forward.abort(); return; }
+                    _ = shutdown.cancelled() => return,
                     _ = tokio::time::sleep_until(next_look) => {
                         next_look = tokio::time::Instant::now() + resync;
                         looks += 1;
-                        if let Err(e) = self.look(&touched, looks % DEEP_LOOK_EVERY == 0).await {
+                        let deep = looks % DEEP_LOOK_EVERY == 0;
+                        if let Err(e) = events.meanwhile(self.look(&touched, deep)).await {
                             break crate::controller::error_chain(&e);
                         }
                     }
-                    ev = events.recv() => match ev {
+                    ev = events.next() => match ev {
                         Some(Ok(ev)) if RELEVANT.contains(&ev.action.as_str()) => {
-                            match self.host.inspect_managed(&ev.id).await {
+                            match events.meanwhile(self.host.inspect_managed(&ev.id)).await {
                                 Ok(found) => {
                                     self.write(|v| v.last_contact = Some(now_millis()));
                                     if let Some(pod) = self.put(&ev.id, found) {
@@ -478,7 +488,6 @@ impl HostCache {
                     }
                 }
             };
-            forward.abort();
             // The stream broke: the engine may be restarting. Look again soon; only a look
             // that fails marks the host unknown. A stream that keeps breaking backs off.
             tracing::debug!(node = self.host.name(), "event stream: {reason}");
@@ -492,6 +501,63 @@ impl HostCache {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
+
+/// The permits every host's cache shares (see [`INSPECTING_HOSTS`]).
+pub fn inspect_permits() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(INSPECTING_HOSTS))
+}
+
+/// A host's event stream, read while the watcher does other work too.
+///
+/// The engine holds only a short queue of events for a subscriber that does not read, then
+/// drops them; so while a look or an inspect runs, the stream is read into `queue` (one
+/// subscription per host, no task or channel of its own: 5,000 hosts, 5,000 streams).
+struct Events {
+    stream: BoxStream<'static, Result<ContainerEvent, DockerError>>,
+    /// Read but not handled yet; `None` marks the end of the stream.
+    queue: VecDeque<Option<Result<ContainerEvent, DockerError>>>,
+    ended: bool,
+}
+
+impl Events {
+    fn new(stream: BoxStream<'static, Result<ContainerEvent, DockerError>>) -> Events {
+        Events {
+            stream,
+            queue: VecDeque::new(),
+            ended: false,
+        }
+    }
+
+    /// The next event, or `None` once the stream has ended. Cancel-safe.
+    async fn next(&mut self) -> Option<Result<ContainerEvent, DockerError>> {
+        if let Some(event) = self.queue.pop_front() {
+            return event;
+        }
+        if self.ended {
+            return std::future::pending().await;
+        }
+        let event = self.stream.next().await;
+        self.ended = event.is_none();
+        event
+    }
+
+    /// Runs `work` to its end, queueing the events that arrive meanwhile.
+    async fn meanwhile<T>(&mut self, work: impl Future<Output = T>) -> T {
+        tokio::pin!(work);
+        loop {
+            if self.ended {
+                return work.await;
+            }
+            tokio::select! {
+                out = &mut work => return out,
+                event = self.stream.next() => {
+                    self.ended = event.is_none();
+                    self.queue.push_back(event);
+                }
             }
         }
     }

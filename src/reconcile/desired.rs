@@ -2,6 +2,7 @@
 //! and spec hash.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::types::DesiredPod;
 use crate::manifest::{PodTemplate, ReplicationController};
@@ -39,7 +40,12 @@ pub fn rc_pods(
         return;
     };
     let current = rc.template.revision();
-    let mut templates: HashMap<&str, Option<&PodTemplate>> = HashMap::new();
+    // Each revision's labels and spec, shared by its replicas.
+    type Shared = (
+        Arc<crate::manifest::StringMap>,
+        Arc<crate::manifest::PodSpec>,
+    );
+    let mut templates: HashMap<&str, Option<Shared>> = HashMap::new();
     for replica in replicas {
         if replica.node.is_empty() {
             continue; // pending: no host fits it yet
@@ -49,14 +55,18 @@ pub fn rc_pods(
         } else {
             &replica.revision
         };
-        let template = *templates.entry(revision.as_str()).or_insert_with(|| {
-            if *revision == current {
-                Some(&rc.template)
+        let template = templates.entry(revision.as_str()).or_insert_with(|| {
+            let template: &PodTemplate = if *revision == current {
+                &rc.template
             } else {
-                state.templates.get(&key)?.get(revision)
-            }
+                state.templates.get(&key)?.get(revision)?
+            };
+            Some((
+                Arc::new(template.labels.clone()),
+                Arc::new(template.spec.clone()),
+            ))
         });
-        let Some(template) = template else {
+        let Some((labels, spec)) = template else {
             // Not reachable through `apply`, which keeps every template a replica runs.
             tracing::error!(rc = %key, replica = %replica.name, %revision, "no template for this revision; replica left alone");
             continue;
@@ -66,8 +76,8 @@ pub fn rc_pods(
             name: replica.name.clone(),
             owner: Some(rc.metadata.name.clone()),
             node: replica.node.clone(),
-            labels: template.labels.clone(),
-            spec: template.spec.clone(),
+            labels: labels.clone(),
+            spec: spec.clone(),
             spec_hash: revision.clone(),
             commit: commit.to_string(),
         });
@@ -86,9 +96,9 @@ pub fn bare_pods(state: &ClusterState, commit: &str, out: &mut Vec<DesiredPod>) 
             name: pod.metadata.name.clone(),
             owner: None,
             node: node.clone(),
-            labels: pod.metadata.labels.clone(),
+            labels: Arc::new(pod.metadata.labels.clone()),
             spec_hash: pod.revision(),
-            spec: pod.spec.clone(),
+            spec: Arc::new(pod.spec.clone()),
             commit: commit.to_string(),
         });
     }

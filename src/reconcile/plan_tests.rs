@@ -21,7 +21,8 @@ fn pod(name: &str, hash: &str) -> DesiredPod {
             restart_policy: RestartPolicy::Always,
             node_selector: Default::default(),
             termination_grace_period_seconds: 7,
-        },
+        }
+        .into(),
         spec_hash: hash.into(),
         commit: "c1".into(),
     }
@@ -29,7 +30,9 @@ fn pod(name: &str, hash: &str) -> DesiredPod {
 
 fn two_containers(name: &str, hash: &str) -> DesiredPod {
     let mut p = pod(name, hash);
-    p.spec.containers.push(container("side"));
+    std::sync::Arc::make_mut(&mut p.spec)
+        .containers
+        .push(container("side"));
     p
 }
 
@@ -281,19 +284,19 @@ fn stopped_containers_start_when_the_policy_says_so_and_docker_will_not() {
         ids: vec!["id1".into()],
     });
     assert_eq!(decide(Some(&p), std::slice::from_ref(&c), &ready()), start);
-    p.spec.restart_policy = RestartPolicy::OnFailure;
+    std::sync::Arc::make_mut(&mut p.spec).restart_policy = RestartPolicy::OnFailure;
     assert_eq!(
         decide(Some(&p), std::slice::from_ref(&c), &ready()),
         Decision::Done
     );
-    p.spec.restart_policy = RestartPolicy::Never;
+    std::sync::Arc::make_mut(&mut p.spec).restart_policy = RestartPolicy::Never;
     assert_eq!(
         decide(Some(&p), std::slice::from_ref(&c), &ready()),
         Decision::Done
     );
     let mut restarting = c.clone();
     restarting.state = "restarting".into();
-    p.spec.restart_policy = RestartPolicy::Always;
+    std::sync::Arc::make_mut(&mut p.spec).restart_policy = RestartPolicy::Always;
     assert_eq!(
         decide(Some(&p), &[restarting], &ready()),
         Decision::Done,
@@ -404,7 +407,7 @@ fn a_pod_on_another_host_than_desired_is_created_here_and_removed_there() {
 #[test]
 fn a_completed_never_pod_is_done_and_a_failed_one_is_not() {
     let mut desired = pod("job-1", "h");
-    desired.spec.restart_policy = RestartPolicy::Never;
+    std::sync::Arc::make_mut(&mut desired.spec).restart_policy = RestartPolicy::Never;
     let c = exited(seen("job-1", "main", "h", "id1"), 0);
     assert!(pod_done(&desired, &[&c]));
     assert_eq!(
@@ -413,6 +416,6 @@ fn a_completed_never_pod_is_done_and_a_failed_one_is_not() {
     );
     let failed = exited(seen("job-1", "main", "h", "id1"), 1);
     assert!(!pod_done(&desired, &[&failed]));
-    desired.spec.restart_policy = RestartPolicy::Always;
+    std::sync::Arc::make_mut(&mut desired.spec).restart_policy = RestartPolicy::Always;
     assert!(!pod_done(&desired, &[&c]), "an Always pod must run");
 }
