@@ -9,6 +9,7 @@ fn main() -> ExitCode {
     if let Command::Validate(args) = &cli.command {
         return validate::run(args);
     }
+    limit_malloc_arenas();
     // Both rustls crypto backends are compiled in (bollard's and gix's TLS), so none is chosen
     // by default: pick one before any TLS client is built (https:// Docker and Git endpoints).
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -40,4 +41,23 @@ fn main() -> ExitCode {
             Command::Validate(_) => unreachable!("handled above"),
         }
     })
+}
+
+/// Caps glibc's malloc arenas at one per core (two at least), before any thread starts.
+///
+/// glibc gives threads up to eight arenas per core, and memory freed in one arena is not reused
+/// by another: at 5,000 hosts the runtime's workers and blocking threads spread the bursts of a
+/// first look over many arenas, and the resident size stayed about 70 MiB higher. An operator's
+/// `MALLOC_ARENA_MAX` wins.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let arenas = libc::c_int::try_from(cores.max(2)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt only sets a tunable of glibc's allocator; called before any other
+        // thread exists.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
+        }
+    }
 }
