@@ -46,9 +46,10 @@ fn main() -> ExitCode {
 /// Caps glibc's malloc arenas at one per core (two at least), before any thread starts.
 ///
 /// glibc gives threads up to eight arenas per core, and memory freed in one arena is not reused
-/// by another: at 5,000 hosts the runtime's workers and blocking threads spread the bursts of a
-/// first look over many arenas, and the resident size stayed about 70 MiB higher. An operator's
-/// `MALLOC_ARENA_MAX` wins.
+/// by another. At 5,000 hosts the runtime's workers and blocking threads spread the bursts of a
+/// first look over many arenas. The cap lowered the peak a little (723 to 680-688 MiB); the
+/// resident size after a pass varies more from run to run than the cap moves it (BENCHMARKS.md,
+/// "At c3cd2ac"). An operator's `MALLOC_ARENA_MAX` wins.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
