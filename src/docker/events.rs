@@ -6,13 +6,18 @@
 
 use std::collections::HashMap;
 
+use bollard::errors::Error as BollardError;
 use bollard::models::{EventMessage, EventMessageTypeEnum};
 use bollard::query_parameters::EventsOptionsBuilder;
 use futures_util::stream::{self, BoxStream};
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
+use tokio::net::{TcpStream, UnixStream};
+use tokio::time::timeout;
 
+use super::endpoint::Endpoint;
 use super::error::DockerError;
+use super::event_conn;
 use super::host::DockerHost;
 use crate::reconcile::labels;
 
@@ -35,20 +40,53 @@ impl DockerHost {
     pub fn events(&self) -> BoxStream<'static, Result<ContainerEvent, DockerError>> {
         let host = self.clone();
         stream::once(async move {
-            let docker = host.client().await?.clone();
-            let filters = HashMap::from([
-                ("type", vec!["container".to_string()]),
-                ("label", vec![format!("{}=true", labels::MANAGED)]),
-            ]);
-            let options = EventsOptionsBuilder::new().filters(&filters).build();
-            let events = docker
-                .events(Some(options))
+            let messages = host.event_messages().await?;
+            let events = messages
                 .map_err(move |e| host.err("watch events", e))
                 .try_filter_map(|message| async move { Ok(container_event(message)) });
             Ok::<_, DockerError>(events)
         })
         .try_flatten()
         .boxed()
+    }
+
+    /// The engine's event messages for managed containers. Plain sockets are read by
+    /// [`super::event_conn`] (a few hundred bytes per idle stream); TLS goes through bollard.
+    async fn event_messages(
+        &self,
+    ) -> Result<BoxStream<'static, Result<EventMessage, BollardError>>, DockerError> {
+        let filters = HashMap::from([
+            ("type", vec!["container".to_string()]),
+            ("label", vec![format!("{}=true", labels::MANAGED)]),
+        ]);
+        let path = || {
+            let json = serde_json::to_string(&filters).unwrap_or_default();
+            format!("/events?filters={}", event_conn::query_escape(&json))
+        };
+        let opened = match self.parsed_endpoint() {
+            Endpoint::Unix { path: socket } => {
+                let socket = socket.clone();
+                timeout(self.request_timeout(), async move {
+                    event_conn::open(UnixStream::connect(socket).await?, &path()).await
+                })
+                .await
+            }
+            Endpoint::Http { addr } => {
+                let addr = addr.clone();
+                timeout(self.request_timeout(), async move {
+                    event_conn::open(TcpStream::connect(addr).await?, &path()).await
+                })
+                .await
+            }
+            Endpoint::Https { .. } => {
+                let docker = self.client().await?.clone();
+                let options = EventsOptionsBuilder::new().filters(&filters).build();
+                return Ok(docker.events(Some(options)).boxed());
+            }
+        };
+        opened
+            .unwrap_or(Err(BollardError::RequestTimeoutError))
+            .map_err(|e| self.err("watch events", e))
     }
 }
 

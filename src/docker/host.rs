@@ -162,6 +162,11 @@ impl DockerHost {
         &self.inner.endpoint
     }
 
+    /// The endpoint, parsed.
+    pub(crate) fn parsed_endpoint(&self) -> &Endpoint {
+        &self.inner.parsed
+    }
+
     /// The shared client, built and version-negotiated on first success.
     pub(crate) async fn client(&self) -> Result<&Docker, DockerError> {
         let inner = &self.inner;

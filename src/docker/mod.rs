@@ -33,6 +33,7 @@
 pub mod create;
 pub mod endpoint;
 pub mod error;
+mod event_conn;
 pub mod events;
 mod exec;
 pub mod host;
