@@ -19,11 +19,14 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 /// Lines remembered as recorded, so that a retried step is never proposed twice.
 const REMEMBERED_LINES: usize = 100_000;
 
-/// Plan lines waiting to be recorded, and those already recorded, per commit.
+/// Plan lines noted for the commit being applied, not proposed yet, and those already
+/// recorded (of that commit only: lines are noted only while it is applying).
 #[derive(Default)]
 pub struct Progress {
     pending: BTreeMap<String, Vec<String>>,
-    recorded: HashSet<(String, String)>,
+    /// The commit `recorded` is about.
+    recorded_for: Option<String>,
+    recorded: HashSet<String>,
 }
 
 impl Controller {
@@ -265,17 +268,36 @@ impl Controller {
             return;
         }
         let mut p = self.progress.lock().expect("progress lock");
-        if p.recorded.len() > REMEMBERED_LINES {
-            p.recorded.clear();
+        if p.recorded.len() > REMEMBERED_LINES || p.recorded_for.as_deref() != Some(sha.as_str()) {
+            p.recorded = HashSet::new();
+            p.recorded_for = Some(sha.clone());
         }
-        if p.recorded.insert((sha.clone(), line.clone())) {
+        if p.recorded.insert(line.clone()) {
             p.pending.entry(sha).or_default().push(line);
         }
     }
 
     /// Proposes the plan lines noted so far: one entry per commit with news.
     pub(super) async fn flush_progress(&self) {
-        let pending = std::mem::take(&mut self.progress.lock().expect("progress lock").pending);
+        let applying = self.raft.state().read(|s| {
+            s.desired_commit
+                .as_deref()
+                .filter(|sha| {
+                    s.commit(sha)
+                        .is_some_and(|c| c.outcome == Outcome::Applying)
+                })
+                .map(str::to_string)
+        });
+        let pending = {
+            let mut p = self.progress.lock().expect("progress lock");
+            // Once its commit is applied (or replaced), what was recorded of it is not needed:
+            // a rollout of 100,000 replicas noted as many lines.
+            if p.recorded_for.is_some() && p.recorded_for != applying {
+                p.recorded = HashSet::new();
+                p.recorded_for = None;
+            }
+            std::mem::take(&mut p.pending)
+        };
         for (sha, lines) in pending {
             self.propose_quietly(Command::Progress { sha, lines }).await;
         }
