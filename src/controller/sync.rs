@@ -101,7 +101,13 @@ impl Controller {
         if forced {
             tracing::warn!(head = %head, "branch was force-pushed: the new head does not descend from {}", last_head.unwrap_or("-"));
         }
-        self.raft.propose(Command::Seen { commits }).await?;
+        // One entry per batch that fits well inside an append request: a follower that is
+        // behind receives each entry whole, and 1,000 long messages would make one entry of
+        // megabytes. Every batch but the last is recorded superseded, as one entry would have
+        // recorded it; a leader lost between batches leaves the rest to the next fetch.
+        for commits in seen_batches(commits, SEEN_BATCH_BYTES) {
+            self.raft.propose(Command::Seen { commits }).await?;
+        }
         Ok(())
     }
 
@@ -255,6 +261,44 @@ impl Controller {
     }
 }
 
+/// Largest `Seen` entry proposed, roughly: half of what one append request carries
+/// (`raft::http_client::MAX_APPEND_BYTES`), so an entry is never larger than a batch.
+const SEEN_BATCH_BYTES: usize = crate::raft::http_client::MAX_APPEND_BYTES / 2;
+
+/// `commits` (oldest first) cut into batches of about `max_bytes` each, in order. Every commit
+/// of a batch other than the last is marked superseded: only the last commit of all is the new
+/// head.
+fn seen_batches(commits: Vec<CommitRecord>, max_bytes: usize) -> Vec<Vec<CommitRecord>> {
+    // JSON of a record: its texts and shas plus about 300 bytes of field names and numbers.
+    let size = |c: &CommitRecord| {
+        300 + c.sha.len()
+            + c.author.len()
+            + c.message.len()
+            + c.parents.iter().map(|p| p.len() + 3).sum::<usize>()
+            + c.refers_to.as_ref().map_or(0, String::len)
+    };
+    let mut batches: Vec<Vec<CommitRecord>> = Vec::new();
+    let mut bytes = 0;
+    for c in commits {
+        let n = size(&c);
+        match batches.last_mut() {
+            Some(batch) if bytes + n <= max_bytes => batch.push(c),
+            _ => {
+                batches.push(vec![c]);
+                bytes = 0;
+            }
+        }
+        bytes += n;
+    }
+    let last = batches.len().saturating_sub(1);
+    for batch in &mut batches[..last] {
+        for c in batch {
+            c.outcome = Outcome::Superseded;
+        }
+    }
+    batches
+}
+
 fn record(c: CommitInfo, seen_at: u64) -> CommitRecord {
     CommitRecord::pending(c.sha, c.parents, c.author, c.message, c.time, seen_at)
 }
@@ -269,4 +313,68 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(i: usize, message_bytes: usize) -> CommitRecord {
+        CommitRecord::pending(
+            format!("{i:040x}"),
+            vec![format!("{:040x}", i.saturating_sub(1))],
+            "A U Thor <a@example.org>".into(),
+            "m".repeat(message_bytes),
+            0,
+            0,
+        )
+    }
+
+    #[test]
+    fn a_few_small_commits_make_one_entry_with_only_older_ones_superseded() {
+        let commits: Vec<_> = (0..5).map(|i| commit(i, 100)).collect();
+        let batches = seen_batches(commits.clone(), SEEN_BATCH_BYTES);
+        assert_eq!(batches.len(), 1);
+        // As one entry, `apply` supersedes the older ones itself: nothing is changed here.
+        assert_eq!(batches[0], commits);
+    }
+
+    #[test]
+    fn long_messages_are_cut_into_entries_of_bounded_size_in_order() {
+        // 1,000 commits of 4 KiB messages (the most a fetch records): about 4.4 MB in all.
+        let commits: Vec<_> = (0..1000).map(|i| commit(i, 4096)).collect();
+        let batches = seen_batches(commits.clone(), SEEN_BATCH_BYTES);
+        assert!(batches.len() >= 16, "{} batches", batches.len());
+        for batch in &batches {
+            let json = serde_json::to_vec(&Command::Seen {
+                commits: batch.clone(),
+            })
+            .unwrap();
+            assert!(
+                json.len() <= SEEN_BATCH_BYTES,
+                "an entry of {} bytes",
+                json.len()
+            );
+        }
+        let flat: Vec<_> = batches.iter().flatten().collect();
+        assert_eq!(flat.len(), 1000);
+        assert!(flat.iter().zip(&commits).all(|(a, b)| a.sha == b.sha));
+        // Only the very last commit can become the head; each earlier batch's last is
+        // superseded already, as a single entry would have recorded it.
+        let (last, earlier) = flat.split_last().unwrap();
+        assert_eq!(last.outcome, Outcome::Pending);
+        assert!(batches[..batches.len() - 1]
+            .iter()
+            .all(|b| b.last().unwrap().outcome == Outcome::Superseded));
+        assert_eq!(earlier.len(), 999);
+    }
+
+    #[test]
+    fn a_commit_larger_than_a_batch_still_goes_alone() {
+        // Records cannot outgrow a real batch (messages are cut to 4 KiB): a tiny one here.
+        let commits = vec![commit(0, 10), commit(1, 2000), commit(2, 10)];
+        let batches = seen_batches(commits, 1000);
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [1, 1, 1]);
+    }
 }

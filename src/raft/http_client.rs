@@ -47,7 +47,9 @@ use super::wire::{ChunkHeader, APPEND_PATH, CHUNK_HEADER, SNAPSHOT_PATH, VOTE_PA
 /// megabytes never fits, and the member never catches up. Larger batches are refused here with
 /// openraft's `PayloadTooLarge`, and openraft sends fewer entries per request for a while.
 /// A single entry is always sent, whatever its size: it must then fit in a heartbeat interval
-/// on its own. 512 KiB leaves a busy or slow member room: at 2 MiB, a follower catching up on
+/// on its own. The leader splits `Seen` into entries of half this size; a `Replicas` entry
+/// holds one RC's replicas, about 100 bytes each, so only an RC of thousands of replicas makes
+/// an entry this large (not split yet). 512 KiB leaves a busy or slow member room: at 2 MiB, a follower catching up on
 /// a loaded machine missed the interval on every attempt and never caught up.
 pub const MAX_APPEND_BYTES: usize = 512 << 10;
 

@@ -5,7 +5,7 @@
 //!
 //! Sizes: an entry is written to every member's disk and kept until the next snapshot, so a
 //! command carries what changed, not the state it changes. `Seen` is bounded by the leader
-//! (1000 commits per fetch, messages cut to 4 KiB), `AcceptChanges` and `RollbackChanges` by the
+//! (1000 commits per fetch, messages cut to 4 KiB, entries of 256 KiB at most), `AcceptChanges` and `RollbackChanges` by the
 //! size of the change, `Replicas` by one RC's replicas, `Progress`, `Failed` and halts by the
 //! caps `apply` puts on what it keeps. `Accept`, `Rollback` and `Place` carry whole states; the
 //! first two are no longer proposed and the third never was by this berth.
