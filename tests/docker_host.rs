@@ -604,7 +604,38 @@ async fn info_reports_version_cpus_and_memory() -> Result<()> {
 #[tokio::test]
 async fn events_report_a_die_after_a_kill() -> Result<()> {
     let (host, docker) = system().await?;
-    let p = pod("events", "victim", vec![sh("app", "exec sleep 300")]);
+    a_die_is_reported(&host, &docker, "events").await
+}
+
+/// The same over `tcp://` (berth reads event streams of unix and tcp endpoints itself): the
+/// system engine behind a loopback port that forwards to its socket.
+#[tokio::test]
+async fn events_report_a_die_after_a_kill_over_tcp() -> Result<()> {
+    let (_, docker) = system().await?;
+    let socket = SYSTEM_ENDPOINT
+        .strip_prefix("unix://")
+        .context("the system endpoint is a unix socket")?
+        .to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let forward = tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                if let Ok(mut unix) = tokio::net::UnixStream::connect(&socket).await {
+                    let _ = tokio::io::copy_bidirectional(&mut tcp, &mut unix).await;
+                }
+            });
+        }
+    });
+    let host = DockerHost::connect("system-tcp", &format!("tcp://127.0.0.1:{port}"), None)?;
+    let result = a_die_is_reported(&host, &docker, "events-tcp").await;
+    forward.abort();
+    result
+}
+
+async fn a_die_is_reported(host: &DockerHost, docker: &Docker, namespace: &str) -> Result<()> {
+    let p = pod(namespace, "victim", vec![sh("app", "exec sleep 300")]);
     let _cleanup = Cleanup(p.namespace.clone());
     let ids = host.create_pod(&p, &[], 1).await?;
     let id = ids[0].clone();
