@@ -50,6 +50,17 @@ async fn actions(stream: BoxStream<'static, Result<EventMessage>>) -> Vec<Result
         .await
 }
 
+/// `id:action` of every event an engine answering `response` sends, all of which must read.
+async fn read_all(response: Vec<u8>) -> Vec<String> {
+    let (io, _engine) = engine(response);
+    let stream = open(io, "/events").await.unwrap();
+    actions(stream)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
 #[tokio::test]
 async fn reads_chunked_events_split_anywhere_and_sends_one_get() {
     let (a, b, c) = (
@@ -84,13 +95,7 @@ async fn reads_a_body_ended_by_close_and_a_last_event_without_newline() {
         event("a", "start"),
         event("b", "die")
     );
-    let (io, _engine) = engine(response.into_bytes());
-    let got: Vec<String> = actions(open(io, "/events").await.unwrap())
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(got, ["a:start", "b:die"]);
+    assert_eq!(read_all(response.into_bytes()).await, ["a:start", "b:die"]);
 }
 
 #[tokio::test]
@@ -100,13 +105,7 @@ async fn reads_a_sized_body() {
         "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
-    let (io, _engine) = engine(response.into_bytes());
-    let got: Vec<String> = actions(open(io, "/events").await.unwrap())
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(got, ["a:oom"]);
+    assert_eq!(read_all(response.into_bytes()).await, ["a:oom"]);
 }
 
 #[tokio::test]

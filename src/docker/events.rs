@@ -51,7 +51,7 @@ impl DockerHost {
     }
 
     /// The engine's event messages for managed containers. Plain sockets are read by
-    /// [`super::event_conn`] (a few hundred bytes per idle stream); TLS goes through bollard.
+    /// [`super::event_conn`] (a 512-byte buffer per stream); TLS goes through bollard.
     async fn event_messages(
         &self,
     ) -> Result<BoxStream<'static, Result<EventMessage, BollardError>>, DockerError> {
@@ -59,22 +59,21 @@ impl DockerHost {
             ("type", vec!["container".to_string()]),
             ("label", vec![format!("{}=true", labels::MANAGED)]),
         ]);
-        let path = || {
-            let json = serde_json::to_string(&filters).unwrap_or_default();
-            format!("/events?filters={}", event_conn::query_escape(&json))
-        };
+        let path = format!(
+            "/events?filters={}",
+            event_conn::query_escape(&serde_json::to_string(&filters).unwrap_or_default())
+        );
+        let within = self.request_timeout();
         let opened = match self.parsed_endpoint() {
             Endpoint::Unix { path: socket } => {
-                let socket = socket.clone();
-                timeout(self.request_timeout(), async move {
-                    event_conn::open(UnixStream::connect(socket).await?, &path()).await
+                timeout(within, async {
+                    event_conn::open(UnixStream::connect(socket).await?, &path).await
                 })
                 .await
             }
             Endpoint::Http { addr } => {
-                let addr = addr.clone();
-                timeout(self.request_timeout(), async move {
-                    event_conn::open(TcpStream::connect(addr).await?, &path()).await
+                timeout(within, async {
+                    event_conn::open(TcpStream::connect(addr).await?, &path).await
                 })
                 .await
             }
